@@ -1,0 +1,202 @@
+/** The HTTP edge: one fastify app for /v1, /admin/v1, /callbacks and /health. */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { DEPARTMENTS, isDepartment, type DepartmentId } from '../model/case.js';
+import { GatewayError } from '../model/errors.js';
+import type { Connector } from '../connectors/types.js';
+import type { MappingStore } from '../mappings/store.js';
+import { caseView, isListCursor, type Ledger } from '../queue/ledger.js';
+import type { Queues } from '../queue/queues.js';
+import { applyDepartmentEvent } from '../queue/results.js';
+import { Intake } from './intake.js';
+import { audit, isRole, type Principal, type Role, type TokenStore } from './tokens.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+    rawBody?: Buffer;
+  }
+}
+
+export interface AppDeps {
+  redis: Redis;
+  ns: string;
+  ledger: Ledger;
+  queues: Queues;
+  mappings: MappingStore;
+  tokens: TokenStore;
+  connectors: ReadonlyMap<DepartmentId, Connector>;
+  log: Logger;
+  bodyLimitBytes: number;
+  usccExceptions: ReadonlySet<string>;
+  /** Extra readiness checks (e.g. this process's workers). */
+  readiness?: () => Record<string, boolean>;
+}
+
+/** Redis unreachable: the caller did nothing wrong, and may retry. */
+function isRedisUnavailable(e: unknown): boolean {
+  const m = (e as Error)?.message ?? '';
+  return /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|MaxRetriesPerRequest|connect ETIMEDOUT|LOADING/.test(m);
+}
+
+export function sendError(reply: FastifyReply, e: GatewayError) {
+  return reply.status(e.status).type('application/json; charset=utf-8').send(e.toBody());
+}
+
+export function buildApp(d: AppDeps): FastifyInstance {
+  const app = Fastify({ bodyLimit: d.bodyLimitBytes, disableRequestLogging: true, trustProxy: false, return503OnClosing: true });
+  const intake = new Intake({ ledger: d.ledger, queues: d.queues, mappings: d.mappings, log: d.log, usccExceptions: d.usccExceptions });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
+    req.rawBody = body;
+    if (body.length === 0) return done(new GatewayError('MALFORMED_JSON', 'the body is empty'), undefined);
+    try {
+      done(null, JSON.parse(body.toString('utf8')));
+    } catch (e) {
+      done(new GatewayError('MALFORMED_JSON', `the body is not valid JSON: ${(e as Error).message}`), undefined);
+    }
+  });
+
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
+    if (err instanceof GatewayError) return sendError(reply, err);
+    switch (err.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return sendError(reply, new GatewayError('BODY_TOO_LARGE', `the body exceeds ${d.bodyLimitBytes} bytes`));
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return sendError(reply, new GatewayError('UNSUPPORTED_MEDIA_TYPE', `unsupported Content-Type ${String(req.headers['content-type'] ?? '(none)')}`));
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return sendError(reply, new GatewayError('MALFORMED_JSON', 'the body is empty'));
+    }
+    if (isRedisUnavailable(err)) {
+      d.log.error({ err: err.message, url: req.routeOptions.url }, 'Redis unavailable');
+      return sendError(reply, new GatewayError('SERVICE_UNAVAILABLE', 'the gateway store is unavailable; retry later'));
+    }
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)
+      return reply.status(err.statusCode).send({ error: { code: 'BAD_REQUEST', message: err.message, details: [] } });
+    d.log.error({ err, url: req.routeOptions.url }, 'unhandled error');
+    return sendError(reply, new GatewayError('INTERNAL', 'internal error'));
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, new GatewayError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
+  app.addHook('onResponse', async (req, reply) => {
+    d.log.info({ method: req.method, route: req.routeOptions.url ?? 'unknown', status: reply.statusCode, ms: Math.round(reply.elapsedTime), client: req.principal?.name }, 'http');
+  });
+
+  /** Authenticates the bearer token; `allowed` says which roles may pass. */
+  const guard = (allowed: (r: Role) => boolean) => async (req: FastifyRequest) => {
+    const h = req.headers.authorization;
+    const m = typeof h === 'string' ? /^Bearer\s+(\S+)$/i.exec(h) : null;
+    if (!m) throw new GatewayError('UNAUTHENTICATED', 'a Bearer token is required');
+    const p = await d.tokens.authenticate(m[1]!);
+    if (!p) throw new GatewayError('UNAUTHENTICATED', 'unknown or revoked token');
+    if (p.role !== 'admin' && !allowed(p.role)) throw new GatewayError('FORBIDDEN', `role ${p.role} may not do this`);
+    req.principal = p;
+  };
+  const platformOnly = guard((r) => r === 'platform');
+  const adminOnly = guard(() => false);
+
+  // ---- platform API
+  app.post('/v1/cases', { preHandler: platformOnly }, async (req, reply) => {
+    const { status, view } = await intake.submit(req.body);
+    return reply.status(status).send(view);
+  });
+
+  app.get<{ Params: { caseNo: string } }>('/v1/cases/:caseNo', { preHandler: platformOnly }, async (req, reply) => {
+    const doc = /^[A-Za-z0-9_-]{1,64}$/.test(req.params.caseNo) ? await d.ledger.get(req.params.caseNo) : null;
+    if (!doc) throw new GatewayError('CASE_NOT_FOUND', `no case ${req.params.caseNo}`);
+    return reply.send(caseView(doc));
+  });
+
+  app.get<{ Querystring: Record<string, string | undefined> }>('/v1/cases', { preHandler: platformOnly }, async (req, reply) => {
+    const q = req.query;
+    const faults = [];
+    const known = new Set(['status', 'department', 'since', 'limit', 'cursor']);
+    for (const k of Object.keys(q)) if (!known.has(k)) faults.push({ path: k, code: 'UNKNOWN_FIELD', message: 'unknown query parameter' });
+    const statuses = ['IN_PROGRESS', 'DONE', 'QUEUED', 'SUBMITTED', 'IN_REVIEW', 'RETURNED', 'APPROVED', 'REJECTED', 'FAILED', 'WITHDRAWN', 'ATTENTION'];
+    if (q.status !== undefined && !statuses.includes(q.status)) faults.push({ path: 'status', code: 'INVALID', message: `must be one of ${statuses.join(', ')}` });
+    if (q.department !== undefined && !isDepartment(q.department)) faults.push({ path: 'department', code: 'INVALID', message: `must be one of ${DEPARTMENTS.join(', ')}` });
+    if (q.since !== undefined && Number.isNaN(Date.parse(q.since))) faults.push({ path: 'since', code: 'INVALID', message: 'must be an ISO 8601 time' });
+    const limit = q.limit === undefined ? 20 : Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100) faults.push({ path: 'limit', code: 'INVALID', message: 'must be an integer from 1 to 100' });
+    if (q.cursor !== undefined && !isListCursor(q.cursor)) faults.push({ path: 'cursor', code: 'INVALID', message: 'not a cursor this API gave' });
+    if (faults.length) throw new GatewayError('VALIDATION_FAILED', 'invalid query', faults);
+    const res = await d.ledger.list({
+      limit,
+      ...(q.status ? { status: q.status } : {}),
+      ...(q.department ? { department: q.department as DepartmentId } : {}),
+      ...(q.since ? { since: q.since } : {}),
+      ...(q.cursor ? { cursor: q.cursor } : {}),
+    });
+    return reply.send({ items: res.items.map(caseView), nextCursor: res.nextCursor });
+  });
+
+  // ---- admin: tokens
+  app.post('/admin/v1/tokens', { preHandler: adminOnly }, async (req, reply) => {
+    const b = req.body as { name?: unknown; role?: unknown } | undefined;
+    const faults = [];
+    if (!b || typeof b !== 'object') throw new GatewayError('VALIDATION_FAILED', 'body must be an object');
+    for (const k of Object.keys(b)) if (k !== 'name' && k !== 'role') faults.push({ path: k, code: 'UNKNOWN_FIELD', message: 'unknown field' });
+    if (typeof b.name !== 'string' || !b.name.trim() || b.name.length > 100) faults.push({ path: 'name', code: 'INVALID', message: 'a name of 1–100 characters is required' });
+    if (!isRole(b.role)) faults.push({ path: 'role', code: 'INVALID', message: `one of platform, ops, admin, ${DEPARTMENTS.map((x) => `dept-admin:${x}`).join(', ')}` });
+    if (faults.length) throw new GatewayError('VALIDATION_FAILED', 'invalid token request', faults);
+    const t = await d.tokens.create((b.name as string).trim(), b.role as Role, req.principal!.id);
+    await audit(d.redis, d.ns, req.principal!, 'token.create', t.id, null, { id: t.id, name: t.name, role: t.role });
+    return reply.status(201).send({ id: t.id, name: t.name, role: t.role, token: t.token });
+  });
+  app.get('/admin/v1/tokens', { preHandler: adminOnly }, async () => ({
+    items: (await d.tokens.list()).map((t) => ({ id: t.id, name: t.name, role: t.role, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt })),
+  }));
+  app.delete<{ Params: { id: string } }>('/admin/v1/tokens/:id', { preHandler: adminOnly }, async (req, reply) => {
+    const rec = await d.tokens.revoke(req.params.id);
+    if (!rec) throw new GatewayError('NOT_FOUND', `no token ${req.params.id}`);
+    await audit(d.redis, d.ns, req.principal!, 'token.revoke', rec.id, { id: rec.id, name: rec.name, role: rec.role }, null);
+    return reply.status(204).send();
+  });
+
+  // ---- department callbacks: raw bytes whatever the content type, since signatures cover the raw body.
+  app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
+      req.rawBody = body;
+      done(null, body);
+    });
+    scope.post<{ Params: { dept: string } }>('/callbacks/:dept', async (req, reply) => {
+      const dept = req.params.dept;
+      const connector = isDepartment(dept) ? d.connectors.get(dept) : undefined;
+      if (!connector?.parseCallback) throw new GatewayError('NOT_FOUND', `no callbacks are taken for ${dept}`);
+      const parsed = connector.parseCallback(req.rawBody ?? Buffer.alloc(0), req.headers, Date.now());
+      if (!parsed.ok) {
+        d.log.warn({ department: dept, code: parsed.code, reason: parsed.message }, 'callback refused');
+        return reply.status(parsed.status).send({ error: { code: parsed.code, message: parsed.message, details: [] } });
+      }
+      for (const ev of parsed.events) {
+        const ref =
+          (ev.key ? await d.ledger.findByRouteKey(ev.key) : null) ?? (ev.receiptNo ? await d.ledger.findByReceipt(connector.department, ev.receiptNo) : null);
+        if (!ref || ref.department !== connector.department) {
+          d.log.warn({ department: dept, receiptNo: ev.receiptNo }, 'callback for a route this gateway does not know');
+          throw new GatewayError('CASE_NOT_FOUND', 'no route matches this callback');
+        }
+        // Recorded durably (AOF always) before the department hears 2xx.
+        await applyDepartmentEvent({ ledger: d.ledger, queues: d.queues, log: d.log }, ref.caseNo, ref.department, ev.event);
+      }
+      return reply.status(200).send(parsed.reply);
+    });
+  });
+
+  // ---- health
+  app.get('/health/live', async () => ({ status: 'live' }));
+  app.get('/health/ready', async (_req, reply) => {
+    let redis = false;
+    try {
+      redis = (await Promise.race([d.redis.ping(), new Promise((r) => setTimeout(() => r('timeout'), 1000))])) === 'PONG';
+    } catch {
+      redis = false;
+    }
+    const checks: Record<string, boolean> = { redis, mappings: d.mappings.ready(), ...(d.readiness?.() ?? {}) };
+    const ready = Object.values(checks).every(Boolean);
+    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not-ready', checks });
+  });
+
+  return app;
+}

@@ -1,0 +1,108 @@
+/**
+ * The embedded default: with no REDIS_URL the gateway runs its own private redis-server child,
+ * durable (AOF, appendfsync always) with its data under var/redis/, and stops it on exit.
+ * Tests use the same launcher on a free port with a throw-away directory.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { Redis } from 'ioredis';
+
+export interface EmbeddedRedis {
+  url: string;
+  port: number;
+  dir: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+  /** SIGKILL, for crash tests. */
+  kill(): void;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+export interface EmbeddedOptions {
+  dir: string;
+  port?: number;
+  binary?: string;
+  /** 'always' for the product; tests may relax it for speed where durability is not under test. */
+  appendfsync?: 'always' | 'everysec' | 'no';
+}
+
+export async function startEmbeddedRedis(opts: EmbeddedOptions): Promise<EmbeddedRedis> {
+  const dir = resolve(opts.dir);
+  mkdirSync(dir, { recursive: true });
+  const port = opts.port ?? (await freePort());
+  const args = [
+    '--bind', '127.0.0.1',
+    '--port', String(port),
+    '--dir', dir,
+    '--appendonly', 'yes',
+    '--appendfsync', opts.appendfsync ?? 'always',
+    '--save', '',
+    '--maxmemory-policy', 'noeviction',
+    '--protected-mode', 'yes',
+    '--daemonize', 'no',
+    '--logfile', 'redis.log',
+  ];
+  const child = spawn(opts.binary ?? 'redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const spawnError = new Promise<never>((_, rej) => {
+    child.once('error', (e) => rej(new Error(`cannot start ${opts.binary ?? 'redis-server'}: ${e.message}`)));
+    child.once('exit', (code) => rej(new Error(`redis-server exited with ${code}: ${stderr.trim()} (see ${dir}/redis.log)`)));
+  });
+  spawnError.catch(() => undefined);
+  const url = `redis://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    try {
+      await Promise.race([probe.connect().then(() => probe.ping()), spawnError]);
+      // Loading the AOF answers LOADING; wait until the data is there.
+      const info = await probe.info('persistence');
+      if (/loading:0/.test(info)) break;
+    } catch (e) {
+      if (child.exitCode !== null || (e as Error).message.startsWith('redis-server exited') || (e as Error).message.startsWith('cannot start')) {
+        probe.disconnect();
+        throw e;
+      }
+    } finally {
+      probe.disconnect();
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`redis-server did not answer on ${url} within 20 s`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const exited = new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+  return {
+    url,
+    port,
+    dir,
+    child,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(t);
+      }
+    },
+    kill() {
+      child.kill('SIGKILL');
+    },
+  };
+}

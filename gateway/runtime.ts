@@ -1,0 +1,165 @@
+/**
+ * Wires one gateway process: Redis (given, or the embedded child), the ledger, mappings, tokens,
+ * queues, connectors; then the API and/or the workers, by role.
+ */
+import { resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { DepartmentId } from '../model/case.js';
+import type { Connector } from '../connectors/types.js';
+import { InvConnector } from '../connectors/inv/index.js';
+import { MappingStore } from '../mappings/store.js';
+import { Ledger } from '../queue/ledger.js';
+import { Queues, redisOptionsFromUrl } from '../queue/queues.js';
+import { Reconciler } from '../queue/reconciler.js';
+import { WorkerPool, type DeptWorkerSettings } from '../queue/workers.js';
+import { buildApp } from './app.js';
+import type { GatewayConfig } from './config.js';
+import { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
+import { TokenStore } from './tokens.js';
+
+export interface Gateway {
+  /** Base URL of the API, when this process serves it. */
+  url: string | null;
+  app: FastifyInstance | null;
+  redisUrl: string;
+  redis: Redis;
+  ledger: Ledger;
+  queues: Queues;
+  mappings: MappingStore;
+  workers: WorkerPool | null;
+  reconciler: Reconciler | null;
+  close(deadlineMs?: number): Promise<void>;
+}
+
+export function buildConnectors(cfg: GatewayConfig, log: Logger): Map<DepartmentId, Connector> {
+  const m = new Map<DepartmentId, Connector>();
+  const inv = cfg.departments.inv;
+  if (inv.enabled)
+    m.set(
+      'inv',
+      new InvConnector(
+        {
+          baseUrl: inv.baseUrl,
+          clientId: inv.clientId,
+          clientSecret: inv.clientSecret!,
+          webhookSecret: inv.webhookSecret!,
+          scope: inv.scope,
+          timeoutMs: inv.timeoutMs,
+          maxAnswerBytes: inv.maxAnswerBytes,
+          callbackToleranceSeconds: inv.callbackToleranceSeconds,
+        },
+        log.child({ department: 'inv' }),
+      ),
+    );
+  return m;
+}
+
+export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<Gateway> {
+  let embedded: EmbeddedRedis | null = null;
+  let redisUrl = cfg.redis.url;
+  if (!redisUrl) {
+    embedded = await startEmbeddedRedis({ dir: resolve(cfg.redis.embeddedDir), binary: cfg.redis.embeddedBinary });
+    redisUrl = embedded.url;
+    log.warn({ redisUrl, dir: embedded.dir }, 'no REDIS_URL: started an embedded redis-server (AOF, appendfsync always); fine for one server, set REDIS_URL in production');
+  }
+  // Fails fast while Redis is away, so the API answers 503 at once instead of hanging.
+  const redis = new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+  redis.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
+  await redis.connect();
+
+  const ns = cfg.redis.namespace;
+  const ledger = new Ledger(redis, ns);
+  const mappings = new MappingStore(redis, ns, log.child({ part: 'mappings' }));
+  await mappings.installSeeds(resolve(cfg.mappings.seedsDir));
+  await mappings.refresh();
+  mappings.startReloading(cfg.mappings.reloadIntervalMs);
+
+  const dcfg = (d: DepartmentId) => cfg.departments[d];
+  const queues = new Queues(redis, ns, (d) => dcfg(d).retry, cfg.platform.eventRetry);
+  const connectors = buildConnectors(cfg, log);
+
+  let workers: WorkerPool | null = null;
+  let reconciler: Reconciler | null = null;
+  if (cfg.role !== 'api') {
+    if (!cfg.platform.eventSecret) throw new Error('platform.eventSecret is required to sign events: set GATEWAY_PLATFORM_EVENT_SECRET');
+    const departments = new Map<DepartmentId, DeptWorkerSettings>();
+    for (const d of connectors.keys()) departments.set(d, { concurrency: dcfg(d).concurrency, rateLimit: dcfg(d).rateLimit, maxDelayMs: dcfg(d).retry.maxDelayMs });
+    workers = new WorkerPool({
+      redis: redisOptionsFromUrl(redisUrl),
+      ns,
+      departments,
+      log,
+      delivery: {
+        ledger,
+        queues,
+        connectors,
+        log,
+        checkAfterMs: (d) => dcfg(d).reconcileAfterSeconds * 1000,
+        authPauseMs: (d) => dcfg(d).authPauseMs,
+      },
+      notify: {
+        ledger,
+        log,
+        secret: cfg.platform.eventSecret,
+        defaultCallbackUrl: cfg.platform.defaultCallbackUrl,
+        timeoutMs: cfg.platform.eventTimeoutMs,
+        concurrency: cfg.platform.eventConcurrency,
+        maxDelayMs: cfg.platform.eventRetry.maxDelayMs,
+      },
+    });
+    workers.start();
+    reconciler = new Reconciler(redis, ledger, queues, log.child({ part: 'reconciler' }), cfg.reconciler.intervalMs, cfg.reconciler.enqueueGraceMs);
+    reconciler.start();
+  }
+
+  let app: FastifyInstance | null = null;
+  let url: string | null = null;
+  if (cfg.role !== 'worker') {
+    const adminToken = env.GATEWAY_ADMIN_TOKEN;
+    if (!adminToken) log.warn('GATEWAY_ADMIN_TOKEN is not set: no admin can make tokens, so no client can call the API');
+    const tokens = new TokenStore(redis, ns, adminToken);
+    app = buildApp({
+      redis,
+      ns,
+      ledger,
+      queues,
+      mappings,
+      tokens,
+      connectors,
+      log,
+      bodyLimitBytes: cfg.server.bodyLimitBytes,
+      usccExceptions: new Set(cfg.identifiers.usccExceptions),
+      readiness: (): Record<string, boolean> => (workers ? { workers: workers.running() } : {}),
+    });
+    url = await app.listen({ host: cfg.server.host, port: cfg.server.port });
+    log.info({ url, role: cfg.role }, 'gateway API listening');
+  }
+
+  let closed = false;
+  return {
+    url,
+    app,
+    redisUrl,
+    redis,
+    ledger,
+    queues,
+    mappings,
+    workers,
+    reconciler,
+    async close(deadlineMs = 10_000) {
+      if (closed) return;
+      closed = true;
+      // Stop taking work first, then let running jobs finish within the deadline.
+      await app?.close();
+      await reconciler?.stop();
+      await workers?.close(deadlineMs);
+      mappings.stop();
+      await queues.close();
+      await Promise.all([...connectors.values()].map((c) => c.close()));
+      redis.disconnect();
+      await embedded?.stop();
+    },
+  };
+}

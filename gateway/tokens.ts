@@ -1,0 +1,114 @@
+/**
+ * Bearer tokens (specs/admin-ops-api.md, Roles). The admin token comes from GATEWAY_ADMIN_TOKEN at
+ * start; every other token is made through /admin/v1/tokens and stored only as its SHA-256 (tokens
+ * are 256 random bits, so a fast hash is enough). Every request looks its token up in Redis, so a
+ * revocation is refused by every process from the next request on.
+ */
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { isDepartment } from '../model/case.js';
+
+export type Role = 'platform' | 'ops' | 'admin' | `dept-admin:${string}`;
+
+export function isRole(r: unknown): r is Role {
+  if (r === 'platform' || r === 'ops' || r === 'admin') return true;
+  return typeof r === 'string' && r.startsWith('dept-admin:') && isDepartment(r.slice('dept-admin:'.length));
+}
+
+export interface Principal {
+  id: string;
+  name: string;
+  role: Role;
+}
+
+export interface TokenRecord extends Principal {
+  createdAt: string;
+  createdBy: string;
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+export class TokenStore {
+  private readonly adminHash: Buffer | null;
+  private readonly lastUsedWritten = new Map<string, number>();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly ns: string,
+    adminToken: string | undefined,
+  ) {
+    this.adminHash = adminToken ? createHash('sha256').update(adminToken).digest() : null;
+  }
+
+  private k(...p: string[]) {
+    return `{${this.ns}}:${p.join(':')}`;
+  }
+
+  async authenticate(token: string): Promise<Principal | null> {
+    if (!token || token.length > 512) return null;
+    const h = createHash('sha256').update(token).digest();
+    if (this.adminHash && timingSafeEqual(h, this.adminHash)) return { id: 'admin', name: 'GATEWAY_ADMIN_TOKEN', role: 'admin' };
+    const rec = await this.redis.get(this.k('token', h.toString('hex')));
+    if (!rec) return null;
+    const p = JSON.parse(rec) as TokenRecord;
+    this.touch(p.id);
+    return { id: p.id, name: p.name, role: p.role };
+  }
+
+  /** Last use is written at most once a minute per token and process: not a write per request. */
+  private touch(id: string) {
+    const now = Date.now();
+    if ((this.lastUsedWritten.get(id) ?? 0) > now - 60_000) return;
+    this.lastUsedWritten.set(id, now);
+    this.redis.hset(this.k('tokens', 'last-used'), id, new Date(now).toISOString()).catch(() => undefined);
+  }
+
+  async create(name: string, role: Role, createdBy: string): Promise<TokenRecord & { token: string }> {
+    const token = `gwt_${randomBytes(32).toString('base64url')}`;
+    const rec: TokenRecord = { id: randomUUID(), name, role, createdAt: new Date().toISOString(), createdBy };
+    const hash = sha256(token);
+    await this.redis.multi().set(this.k('token', hash), JSON.stringify(rec)).hset(this.k('tokens'), rec.id, JSON.stringify({ ...rec, hash })).exec();
+    return { ...rec, token };
+  }
+
+  async list(): Promise<(TokenRecord & { lastUsedAt: string | null })[]> {
+    const [all, used] = await Promise.all([this.redis.hgetall(this.k('tokens')), this.redis.hgetall(this.k('tokens', 'last-used'))]);
+    return Object.values(all)
+      .map((s) => {
+        const { hash: _hash, ...rec } = JSON.parse(s) as TokenRecord & { hash: string };
+        return { ...rec, lastUsedAt: used[rec.id] ?? null };
+      })
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async revoke(id: string): Promise<TokenRecord | null> {
+    const s = await this.redis.hget(this.k('tokens'), id);
+    if (!s) return null;
+    const { hash, ...rec } = JSON.parse(s) as TokenRecord & { hash: string };
+    await this.redis.multi().del(this.k('token', hash)).hdel(this.k('tokens'), id).hdel(this.k('tokens', 'last-used'), id).exec();
+    return rec;
+  }
+}
+
+/** An audit trail entry: who, what, when, before and after. Kept in a capped Redis stream. */
+export async function audit(redis: Redis, ns: string, who: Principal, action: string, target: string, before: unknown, after: unknown): Promise<void> {
+  await redis.xadd(
+    `{${ns}}:audit`,
+    'MAXLEN',
+    '~',
+    '1000000',
+    '*',
+    'at',
+    new Date().toISOString(),
+    'who',
+    `${who.id} (${who.name}, ${who.role})`,
+    'action',
+    action,
+    'target',
+    target,
+    'before',
+    JSON.stringify(before ?? null),
+    'after',
+    JSON.stringify(after ?? null),
+  );
+}

@@ -1,0 +1,177 @@
+/**
+ * Job handlers. Every handler is idempotent: BullMQ delivers at least once (a stalled job runs
+ * again and skips its backoff), so each asks the ledger what is already done before it calls a
+ * department, and every department request carries the route's idempotency key.
+ */
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import { isFinalRouteStatus, type DepartmentId, type RouteError } from '../model/case.js';
+import type { DepartmentFault } from '../model/outcome.js';
+import type { Connector } from '../connectors/types.js';
+import type { CaseDoc, Ledger, RouteState } from './ledger.js';
+import type { CheckJob, Queues, SubmitJob } from './queues.js';
+import { applyDepartmentEvent } from './results.js';
+
+export interface DeliveryDeps {
+  ledger: Ledger;
+  queues: Queues;
+  connectors: ReadonlyMap<DepartmentId, Connector>;
+  log: Logger;
+  /** How long a route may stay silent before it is reconciled (callback departments) or polled. */
+  checkAfterMs(d: DepartmentId): number;
+  authPauseMs(d: DepartmentId): number;
+}
+
+function routeError(f: DepartmentFault): RouteError {
+  const e: RouteError = { code: f.code, message: f.message, at: new Date().toISOString() };
+  if (f.departmentCode !== undefined) e.departmentCode = f.departmentCode;
+  return e;
+}
+
+function findRoute(doc: CaseDoc, d: DepartmentId): RouteState | undefined {
+  return doc.routes.find((r) => r.department === d);
+}
+
+/** A route abandoned after its retries may be re-driven by ops; any other final route is done. */
+function deliverable(r: RouteState): boolean {
+  return r.status === 'QUEUED' || (r.status === 'FAILED' && r.lastError?.code === 'DELIVERY_ABANDONED');
+}
+
+async function notifyAfter(deps: DeliveryDeps, caseNo: string, res: { events: { seq: number }[] } | null) {
+  const last = res?.events[res.events.length - 1];
+  if (last) await deps.queues.addNotify(caseNo, last.seq);
+}
+
+export async function handleSubmit(job: Job<SubmitJob>, worker: Worker, deps: DeliveryDeps): Promise<unknown> {
+  const { caseNo, department } = job.data;
+  const log = deps.log.child({ caseNo, department, jobId: job.id });
+  const connector = deps.connectors.get(department);
+  if (!connector) throw new Error(`no connector for ${department} in this process`);
+  const doc = await deps.ledger.get(caseNo);
+  const route = doc && findRoute(doc, department);
+  if (!doc || !route) {
+    log.error('submit job for a case or route the ledger does not hold');
+    return { skipped: 'unknown' };
+  }
+  if (!deliverable(route)) {
+    // Already submitted (e.g. this job stalled after recording): make sure results are followed.
+    if (route.receiptNo && !isFinalRouteStatus(route.status)) await deps.queues.addCheck(caseNo, department, deps.checkAfterMs(department));
+    log.debug({ status: route.status }, 'route already past submission; nothing to send');
+    return { skipped: route.status };
+  }
+  const stored = await deps.ledger.routePayload(caseNo, department);
+  if (!stored) throw new UnrecoverableError('route payload missing from the ledger');
+
+  // The attempt is counted before the call, so a crash mid-call is still counted.
+  await deps.ledger.mutate(caseNo, (d) => {
+    findRoute(d, department)!.attempts += 1;
+    return d;
+  });
+  log.info({ attempt: job.attemptsMade + 1 }, 'submitting to department');
+  const started = Date.now();
+  const outcome = await connector.submit({ key: route.key, businessType: stored.businessType, payload: stored.payload });
+  const ms = Date.now() - started;
+
+  switch (outcome.kind) {
+    case 'ok':
+    case 'duplicate': {
+      const res = await deps.ledger.mutate(caseNo, (d) => {
+        const r = findRoute(d, department)!;
+        if (!r.receiptNo) r.receiptNo = outcome.value.receiptNo;
+        if (deliverable(r)) {
+          r.status = 'SUBMITTED';
+          r.lastError = null;
+        }
+        r.submittedAt ??= new Date().toISOString();
+        return d;
+      });
+      await notifyAfter(deps, caseNo, res);
+      await deps.queues.addCheck(caseNo, department, deps.checkAfterMs(department));
+      log.info({ receiptNo: outcome.value.receiptNo, outcome: outcome.kind, ms }, 'department accepted');
+      return { receiptNo: outcome.value.receiptNo, outcome: outcome.kind };
+    }
+    case 'permanent': {
+      const res = await deps.ledger.mutate(caseNo, (d) => {
+        const r = findRoute(d, department)!;
+        if (!deliverable(r)) return null;
+        r.status = 'FAILED';
+        r.lastError = routeError(outcome.fault);
+        return d;
+      });
+      await notifyAfter(deps, caseNo, res);
+      log.warn({ code: outcome.fault.code, departmentCode: outcome.fault.departmentCode, deptMessage: outcome.fault.message, ms }, 'department refused the case for good');
+      return { failed: outcome.fault.code };
+    }
+    case 'retry-after':
+    case 'auth': {
+      await recordError(deps, caseNo, department, outcome.fault);
+      const pause = outcome.kind === 'auth' ? deps.authPauseMs(department) : outcome.delayMs;
+      if (outcome.kind === 'auth')
+        log.error({ code: outcome.fault.code, departmentCode: outcome.fault.departmentCode, pauseMs: pause }, 'department refused our credentials: delivery paused, check the configuration');
+      else log.warn({ delayMs: pause }, 'department asked us to wait');
+      // Waiting for the department spends no attempt of the job.
+      await worker.rateLimit(pause);
+      throw Worker.RateLimitError();
+    }
+    case 'retry': {
+      await recordError(deps, caseNo, department, outcome.fault);
+      const attempts = job.opts.attempts ?? 1;
+      if (job.attemptsMade + 1 >= attempts) {
+        const res = await deps.ledger.mutate(caseNo, (d) => {
+          const r = findRoute(d, department)!;
+          if (!deliverable(r)) return null;
+          r.status = 'FAILED';
+          r.lastError = { ...routeError(outcome.fault), code: 'DELIVERY_ABANDONED', message: `delivery abandoned after ${attempts} attempts; last: ${outcome.fault.message}` };
+          return d;
+        });
+        await notifyAfter(deps, caseNo, res);
+        log.error({ attempts, code: outcome.fault.code }, 'delivery abandoned after every retry');
+        throw new UnrecoverableError(outcome.fault.message);
+      }
+      log.warn({ code: outcome.fault.code, departmentCode: outcome.fault.departmentCode, ms }, 'department answer says retry later');
+      throw new Error(`${outcome.fault.code}: ${outcome.fault.message}`);
+    }
+  }
+}
+
+async function recordError(deps: DeliveryDeps, caseNo: string, department: DepartmentId, f: DepartmentFault) {
+  await deps.ledger.mutate(caseNo, (d) => {
+    const r = findRoute(d, department)!;
+    if (!deliverable(r)) return null;
+    r.lastError = routeError(f);
+    return d;
+  });
+}
+
+/**
+ * Follows a route's result: for a callback department, asks (GET) only when the route has been
+ * silent longer than configured; for a polling department, asks every interval. The job re-delays
+ * itself until the route is final, so one job per route exists at a time.
+ */
+export async function handleCheck(job: Job<CheckJob>, token: string | undefined, deps: DeliveryDeps): Promise<unknown> {
+  const { caseNo, department } = job.data;
+  const log = deps.log.child({ caseNo, department, jobId: job.id });
+  const connector = deps.connectors.get(department);
+  const every = deps.checkAfterMs(department);
+  const doc = await deps.ledger.get(caseNo);
+  const route = doc && findRoute(doc, department);
+  if (!route || isFinalRouteStatus(route.status)) return { done: route?.status ?? 'unknown' };
+  let next = every;
+  if (connector && route.receiptNo) {
+    const silentFor = Date.now() - Date.parse(route.updatedAt);
+    if (connector.resultMode === 'callback' && silentFor < every) {
+      next = every - silentFor;
+    } else {
+      const outcome = await connector.fetchResult(route.receiptNo);
+      if (outcome.kind === 'ok' || outcome.kind === 'duplicate') {
+        const applied = await applyDepartmentEvent(deps, caseNo, department, outcome.value);
+        if (applied === 'applied' && isFinalRouteStatus(outcome.value.status)) return { done: outcome.value.status };
+      } else {
+        log.warn({ outcome: outcome.kind, code: outcome.fault.code }, 'could not fetch the result; will ask again');
+        if (outcome.kind === 'retry-after') next = Math.max(outcome.delayMs, 1000);
+      }
+    }
+  }
+  await job.moveToDelayed(Date.now() + next, token);
+  throw new DelayedError();
+}

@@ -1,0 +1,71 @@
+/**
+ * Events to the platform: `route.updated`, signed (X-Gateway-Signature), at least once, in seq
+ * order per case. A notify job for seq N delivers every undelivered event up to N in order, so a
+ * later event never overtakes an earlier one.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import axios from 'axios';
+import type { Job } from 'bullmq';
+import type { Logger } from 'pino';
+import { signatureHeader } from '../model/signature.js';
+import type { Ledger } from './ledger.js';
+import type { NotifyJob } from './queues.js';
+
+export interface NotifyDeps {
+  ledger: Ledger;
+  log: Logger;
+  secret: string;
+  defaultCallbackUrl: string;
+  timeoutMs: number;
+}
+
+export function createEventSender(timeoutMs: number) {
+  const client = axios.create({
+    timeout: timeoutMs,
+    httpAgent: new http.Agent({ keepAlive: true }),
+    httpsAgent: new https.Agent({ keepAlive: true }),
+    maxRedirects: 0,
+    responseType: 'text',
+    transformResponse: [(d: unknown) => d],
+    validateStatus: () => true,
+    maxContentLength: 64 * 1024,
+  });
+  return async (url: string, raw: string, secret: string): Promise<number> => {
+    const res = await client.post(url, raw, {
+      headers: { 'Content-Type': 'application/json; charset=utf-8', 'X-Gateway-Signature': signatureHeader(raw, secret) },
+    });
+    return res.status;
+  };
+}
+
+export async function handleNotify(job: Job<NotifyJob>, deps: NotifyDeps, send: ReturnType<typeof createEventSender>): Promise<unknown> {
+  const { caseNo, seq } = job.data;
+  const state = await deps.ledger.deliveryState(caseNo);
+  if (!state || state.delivered >= seq) return { delivered: state?.delivered ?? 0 };
+  const input = await deps.ledger.input(caseNo);
+  const url = input?.callbackUrl || deps.defaultCallbackUrl;
+  if (!url) {
+    await deps.ledger.markDelivered(caseNo, seq);
+    return { delivered: seq, note: 'no callback URL' };
+  }
+  const raws = await deps.ledger.events(caseNo, state.delivered, seq);
+  let n = state.delivered;
+  for (const raw of raws) {
+    n += 1;
+    let status: number;
+    try {
+      status = await send(url, raw, deps.secret);
+    } catch (e) {
+      deps.log.warn({ caseNo, seq: n, jobId: job.id, err: (e as Error).message }, 'platform callback unreachable; will retry');
+      throw new Error(`platform callback unreachable: ${(e as Error).message}`);
+    }
+    if (status < 200 || status >= 300) {
+      deps.log.warn({ caseNo, seq: n, jobId: job.id, status }, 'platform callback refused the event; will retry');
+      throw new Error(`platform callback answered ${status}`);
+    }
+    await deps.ledger.markDelivered(caseNo, n);
+    deps.log.info({ caseNo, seq: n, jobId: job.id }, 'event delivered to the platform');
+  }
+  return { delivered: n };
+}

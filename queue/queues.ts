@@ -1,0 +1,107 @@
+/**
+ * Queue names, deterministic job ids and job options. Each department has its own queue (so its
+ * concurrency, rate limit and outages are its own); platform events have theirs. Every queue has its
+ * own `{…}` hash-tag prefix so queues spread over a Redis Cluster.
+ */
+import { Queue, type BackoffStrategy, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import type { Redis, RedisOptions } from 'ioredis';
+import type { DepartmentId } from '../model/case.js';
+
+export const deptQueueName = (d: DepartmentId) => `dept-${d}`;
+export const NOTIFY_QUEUE = 'notify';
+export const queuePrefix = (ns: string, name: string) => `{${ns}-${name}}`;
+
+/** Job ids never contain ':' (BullMQ); '.' cannot occur in a caseNo, so ids are unambiguous. */
+export const jobIds = {
+  submit: (caseNo: string, d: DepartmentId) => `submit.${caseNo}.${d}`,
+  check: (caseNo: string, d: DepartmentId) => `check.${caseNo}.${d}`,
+  notify: (caseNo: string, seq: number) => `notify.${caseNo}.${seq}`,
+};
+
+export interface SubmitJob {
+  caseNo: string;
+  department: DepartmentId;
+}
+export type CheckJob = SubmitJob;
+export interface NotifyJob {
+  caseNo: string;
+  seq: number;
+}
+
+/** Exponential backoff with equal jitter, capped: half the step fixed, half random. */
+export function jitterBackoff(maxDelayMs: number, random: () => number = Math.random): BackoffStrategy {
+  return (attemptsMade, _type, _err, job) => {
+    const base = (job?.opts.backoff as { delay?: number } | undefined)?.delay ?? 1000;
+    const step = Math.min(maxDelayMs, base * 2 ** Math.max(0, attemptsMade - 1));
+    return Math.round(step / 2 + random() * (step / 2));
+  };
+}
+
+export function redisOptionsFromUrl(url: string): RedisOptions {
+  const u = new URL(url);
+  const opts: RedisOptions = { host: u.hostname || '127.0.0.1', port: u.port ? Number(u.port) : 6379 };
+  if (u.username) opts.username = decodeURIComponent(u.username);
+  if (u.password) opts.password = decodeURIComponent(u.password);
+  const db = u.pathname.replace(/^\//, '');
+  if (db) opts.db = Number(db);
+  if (u.protocol === 'rediss:') opts.tls = {};
+  return opts;
+}
+
+export interface RetrySettings {
+  attempts: number;
+  baseDelayMs: number;
+}
+
+export class Queues {
+  private readonly depts = new Map<DepartmentId, Queue>();
+  readonly notify: Queue;
+
+  constructor(
+    /** A producer connection with enableOfflineQueue off: a Redis outage fails at once. */
+    private readonly connection: Redis,
+    readonly ns: string,
+    private readonly retry: (d: DepartmentId) => RetrySettings,
+    private readonly eventRetry: RetrySettings,
+  ) {
+    this.notify = new Queue(NOTIFY_QUEUE, { connection: connection as unknown as ConnectionOptions, prefix: queuePrefix(ns, NOTIFY_QUEUE) });
+  }
+
+  dept(d: DepartmentId): Queue {
+    let q = this.depts.get(d);
+    if (!q) {
+      const name = deptQueueName(d);
+      q = new Queue(name, { connection: this.connection as unknown as ConnectionOptions, prefix: queuePrefix(this.ns, name) });
+      this.depts.set(d, q);
+    }
+    return q;
+  }
+
+  all(): Queue[] {
+    return [...this.depts.values(), this.notify];
+  }
+
+  async addSubmit(caseNo: string, d: DepartmentId): Promise<void> {
+    const r = this.retry(d);
+    const opts: JobsOptions = { jobId: jobIds.submit(caseNo, d), attempts: r.attempts, backoff: { type: 'jitter', delay: r.baseDelayMs } };
+    await this.dept(d).add('submit', { caseNo, department: d } satisfies SubmitJob, opts);
+  }
+
+  /** One long-lived check job per route: it re-delays itself until the route is final. */
+  async addCheck(caseNo: string, d: DepartmentId, delayMs: number): Promise<void> {
+    await this.dept(d).add('check', { caseNo, department: d } satisfies CheckJob, { jobId: jobIds.check(caseNo, d), delay: delayMs, attempts: 1 });
+  }
+
+  async addNotify(caseNo: string, seq: number): Promise<void> {
+    const r = this.eventRetry;
+    await this.notify.add('notify', { caseNo, seq } satisfies NotifyJob, {
+      jobId: jobIds.notify(caseNo, seq),
+      attempts: r.attempts,
+      backoff: { type: 'jitter', delay: r.baseDelayMs },
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all().map((q) => q.close()));
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Heals the gap between a ledger write and a queue write (a crash between them, or a Redis error
+ * on the enqueue): routes recorded but not enqueued are enqueued again, events not delivered get
+ * their notify job again. Re-adding a job id that exists is harmless, and handlers are idempotent.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Ledger } from './ledger.js';
+import type { Queues } from './queues.js';
+
+export class Reconciler {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly ledger: Ledger,
+    private readonly queues: Queues,
+    private readonly log: Logger,
+    private readonly intervalMs: number,
+    private readonly graceMs: number,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (!this.running) this.running = this.runOnce().then(() => undefined, (e) => this.log.warn({ err: (e as Error).message }, 'reconciler pass failed')).finally(() => (this.running = null));
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  /** One pass; returns what it re-queued. Only one process runs a pass at a time. */
+  async runOnce(): Promise<{ submits: number; notifies: number }> {
+    const lock = `{${this.ledger.ns}}:lock:reconciler`;
+    const got = await this.redis.set(lock, String(process.pid), 'PX', Math.max(this.intervalMs * 2, 5000), 'NX');
+    if (!got) return { submits: 0, notifies: 0 };
+    try {
+      const submits = await this.ledger.pendingSubmits(this.graceMs);
+      for (const ref of submits) await this.queues.addSubmit(ref.caseNo, ref.department);
+      await this.ledger.clearPendingSubmit(submits);
+      let notifies = 0;
+      for (const caseNo of await this.ledger.pendingNotifies(this.graceMs)) {
+        const st = await this.ledger.deliveryState(caseNo);
+        if (!st) continue;
+        if (st.delivered < st.seq) {
+          await this.queues.addNotify(caseNo, st.seq);
+          notifies++;
+        } else await this.ledger.markDelivered(caseNo, st.seq);
+      }
+      if (submits.length || notifies) this.log.info({ submits: submits.length, notifies }, 'reconciler re-queued work');
+      return { submits: submits.length, notifies };
+    } finally {
+      await this.redis.del(lock);
+    }
+  }
+}
