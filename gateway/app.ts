@@ -45,7 +45,7 @@ export function sendError(reply: FastifyReply, e: GatewayError) {
 }
 
 export function buildApp(d: AppDeps): FastifyInstance {
-  const app = Fastify({ bodyLimit: d.bodyLimitBytes, disableRequestLogging: true, trustProxy: false, return503OnClosing: true });
+  const app = Fastify({ bodyLimit: d.bodyLimitBytes, trustProxy: false, return503OnClosing: true });
   const intake = new Intake({ ledger: d.ledger, queues: d.queues, mappings: d.mappings, log: d.log, usccExceptions: d.usccExceptions });
 
   app.removeAllContentTypeParsers();

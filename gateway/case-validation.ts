@@ -86,7 +86,7 @@ export const unifiedCaseSchema = {
   },
 } as const;
 
-const ajv = new Ajv({ allErrors: true, strict: true });
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
 // ajv-formats is CommonJS: its default export sits on .default under NodeNext.
 (ajvFormats as unknown as { default: (a: Ajv) => Ajv }).default(ajv);
 const validateShape = ajv.compile<UnifiedCase>(unifiedCaseSchema);

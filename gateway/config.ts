@@ -124,6 +124,19 @@ export const configSchema: JsonSchema = {
         usccExceptions: { type: 'array', items: { type: 'string', pattern: '^[0-9A-Z]{18}$' }, default: [] },
       },
     },
+    worker: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** A job whose worker stops renewing its lock for this long is taken back (a crashed worker). */
+        lockDurationMs: { type: 'integer', minimum: 1000, default: 30_000 },
+        stalledIntervalMs: { type: 'integer', minimum: 500, default: 30_000 },
+        /** Handlers are idempotent, so a job may be taken back from crashed workers several times. */
+        maxStalledCount: { type: 'integer', minimum: 1, default: 10 },
+        shutdownDeadlineMs: { type: 'integer', minimum: 100, default: 20_000 },
+      },
+    },
     reconciler: {
       type: 'object',
       additionalProperties: false,
@@ -192,6 +205,7 @@ export interface GatewayConfig {
     eventConcurrency: number;
   };
   identifiers: { usccExceptions: string[] };
+  worker: { lockDurationMs: number; stalledIntervalMs: number; maxStalledCount: number; shutdownDeadlineMs: number };
   reconciler: { intervalMs: number; enqueueGraceMs: number };
   mappings: { seedsDir: string; reloadIntervalMs: number };
   departments: {

@@ -68,6 +68,7 @@ export async function startEmbeddedRedis(opts: EmbeddedOptions): Promise<Embedde
   const deadline = Date.now() + 20_000;
   for (;;) {
     const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    probe.on('error', () => undefined); // refused while the server starts: expected
     try {
       await Promise.race([probe.connect().then(() => probe.ping()), spawnError]);
       // Loading the AOF answers LOADING; wait until the data is there.

@@ -35,7 +35,7 @@ async function main() {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    gw.close(20_000)
+    gw.close(cfg.worker.shutdownDeadlineMs)
       .then(() => process.exit(0))
       .catch((e) => {
         log.error({ err: (e as Error).message }, 'shutdown failed');

@@ -91,6 +91,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       ns,
       departments,
       log,
+      stall: { lockDurationMs: cfg.worker.lockDurationMs, stalledIntervalMs: cfg.worker.stalledIntervalMs, maxStalledCount: cfg.worker.maxStalledCount },
       delivery: {
         ledger,
         queues,

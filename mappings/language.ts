@@ -115,7 +115,7 @@ export const mappingDocumentSchema = {
   },
 } as const;
 
-const ajv = new Ajv({ allErrors: true, strict: true });
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
 ajv.addSchema(valueSpecSchema);
 const validateDocument = ajv.compile<MappingDocument>(mappingDocumentSchema);
 

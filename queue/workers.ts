@@ -23,6 +23,7 @@ export interface WorkerPoolOptions {
   delivery: DeliveryDeps;
   notify: NotifyDeps & { concurrency: number; maxDelayMs: number };
   log: Logger;
+  stall: { lockDurationMs: number; stalledIntervalMs: number; maxStalledCount: number };
 }
 
 // Finished jobs are kept a while so a re-add of the same id is a no-op; the ledger guards beyond that.
@@ -35,6 +36,8 @@ export class WorkerPool {
   constructor(private readonly o: WorkerPoolOptions) {}
 
   start(): void {
+    // BullMQ's own option names; a spread of our `…Ms` names would be silently ignored.
+    const stall = { lockDuration: this.o.stall.lockDurationMs, stalledInterval: this.o.stall.stalledIntervalMs, maxStalledCount: this.o.stall.maxStalledCount };
     const connection = { ...this.o.redis, maxRetriesPerRequest: null } as ConnectionOptions;
     for (const [dept, s] of this.o.departments) {
       const name = deptQueueName(dept);
@@ -49,6 +52,7 @@ export class WorkerPool {
           connection,
           prefix: queuePrefix(this.o.ns, name),
           concurrency: s.concurrency,
+          ...stall,
           limiter: { max: s.rateLimit.max, duration: s.rateLimit.durationMs },
           settings: { backoffStrategy: jitterBackoff(s.maxDelayMs) },
           removeOnComplete: KEEP_COMPLETED,
@@ -62,6 +66,7 @@ export class WorkerPool {
       connection,
       prefix: queuePrefix(this.o.ns, NOTIFY_QUEUE),
       concurrency: this.o.notify.concurrency,
+      ...stall,
       settings: { backoffStrategy: jitterBackoff(this.o.notify.maxDelayMs) },
       removeOnComplete: KEEP_COMPLETED,
       removeOnFail: KEEP_FAILED,

@@ -29,6 +29,8 @@ export interface InvSimOptions {
   lockedProjects?: Set<string>;
   duplicateWebhooks?: boolean;
   webhookRetryMs?: number;
+  /** Added to every answer, so requests are in flight long enough to be interrupted. */
+  latencyMs?: number;
 }
 
 export interface Application {
@@ -74,6 +76,7 @@ export class InvSimulator {
       lockedProjects: opts.lockedProjects ?? new Set(),
       duplicateWebhooks: opts.duplicateWebhooks ?? false,
       webhookRetryMs: opts.webhookRetryMs ?? 250,
+      latencyMs: opts.latencyMs ?? 0,
       ...(opts.webhookUrl ? { webhookUrl: opts.webhookUrl } : {}),
     };
     this.server = http.createServer((req, res) => void this.handle(req, res));
@@ -129,6 +132,7 @@ export class InvSimulator {
     const raw = Buffer.concat(chunks);
     if (this.mode === 'down') return req.socket.destroy();
     if (this.mode === 'slow') await new Promise((r) => setTimeout(r, this.slowMs));
+    if (this.o.latencyMs) await new Promise((r) => setTimeout(r, this.o.latencyMs));
     if (this.mode === '5xx') return send(res, 503, { error_code: 'UNAVAILABLE', message: '系统维护中' });
     const url = new URL(req.url ?? '/', 'http://sim');
     try {
