@@ -1,0 +1,167 @@
+/**
+ * The platform's mistakes get a 4xx with a stable code and the field path, never a 5xx, and
+ * nothing is recorded for a refused case.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestRedis } from '../helpers/redis.js';
+import { invCase } from '../fixtures/cases.js';
+
+let redis: Awaited<ReturnType<typeof startTestRedis>>;
+let gw: TestGateway;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  // inv enabled but pointing nowhere: nothing here may be sent anyway.
+  gw = await startTestGateway({ redisUrl: redis.url, overrides: { role: 'api', departments: { inv: { enabled: true, baseUrl: 'http://127.0.0.1:9' } } } });
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await redis?.cleanup();
+});
+
+async function post(body: unknown, opts: { raw?: string | Buffer; headers?: Record<string, string>; token?: string } = {}) {
+  return gw.call('POST', '/v1/cases', { token: opts.token ?? gw.platformToken, ...(opts.raw !== undefined ? { raw: opts.raw } : { body }), headers: opts.headers ?? { 'content-type': 'application/json' } });
+}
+
+function expectError(r: { status: number; body: any }, status: number, code: string, path?: string) {
+  expect(r.status, JSON.stringify(r.body)).toBe(status);
+  expect(r.body.error.code).toBe(code);
+  expect(typeof r.body.error.message).toBe('string');
+  expect(Array.isArray(r.body.error.details)).toBe(true);
+  if (path !== undefined) expect(r.body.error.details.map((d: { path: string }) => d.path)).toContain(path);
+}
+
+describe('POST /v1/cases refuses', () => {
+  it('malformed JSON', async () => {
+    expectError(await post(null, { raw: '{"caseNo": "X-1", ' }), 400, 'MALFORMED_JSON');
+  });
+
+  it('a body that is not JSON', async () => {
+    expectError(await post(null, { raw: 'caseNo=X-1', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('a body over 1 MiB with 413, not 500', async () => {
+    const big = invCase('BIG-1', { form: { blob: 'x'.repeat(1024 * 1024) } });
+    expectError(await post(big), 413, 'BODY_TOO_LARGE');
+  });
+
+  it('unknown top-level fields', async () => {
+    expectError(await post({ ...invCase('UNK-1'), priority: 'high' }), 400, 'VALIDATION_FAILED', 'priority');
+  });
+
+  it('missing and mistyped fields, every one with its path', async () => {
+    const c: any = invCase('MISS-1');
+    delete c.receivedAt;
+    c.applicant.kind = 'robot';
+    c.caseNo = 'has spaces';
+    const r = await post(c);
+    expectError(r, 400, 'VALIDATION_FAILED');
+    const paths = r.body.error.details.map((d: { path: string }) => d.path);
+    expect(paths).toEqual(expect.arrayContaining(['receivedAt', 'applicant.kind', 'caseNo']));
+  });
+
+  it('a wrong check digit in the ID number and in a credit code', async () => {
+    const badId = invCase('CHK-1');
+    badId.applicant.idNumber = '11010519491231002Y'.replace('Y', '9');
+    expectError(await post(badId), 422, 'INVALID_IDENTIFIER', 'applicant.idNumber');
+    const badUscc = invCase('CHK-2');
+    badUscc.organisation!.uscc = '91350100M000100Y44';
+    expectError(await post(badUscc), 422, 'INVALID_IDENTIFIER', 'organisation.uscc');
+    const badLegal = invCase('CHK-3');
+    badLegal.organisation!.legalPersonIdNumber = '440524188001010015';
+    expectError(await post(badLegal), 422, 'INVALID_IDENTIFIER', 'organisation.legalPersonIdNumber');
+  });
+
+  it('gender or birth date that disagree with the ID number', async () => {
+    const g = invCase('CONS-1');
+    g.applicant.gender = 'male';
+    const rg = await post(g);
+    expectError(rg, 422, 'INVALID_IDENTIFIER', 'applicant.gender');
+    expect(rg.body.error.details[0].code).toBe('GENDER_MISMATCH');
+    const b = invCase('CONS-2');
+    b.applicant.birthDate = '1949-12-30';
+    const rb = await post(b);
+    expectError(rb, 422, 'INVALID_IDENTIFIER', 'applicant.birthDate');
+    expect(rb.body.error.details[0].code).toBe('BIRTH_DATE_MISMATCH');
+  });
+
+  it('a project code of the wrong form', async () => {
+    const p = invCase('PROJ-1');
+    p.project!.code = '2019-640100-47-01';
+    const r = await post(p);
+    expect([400, 422]).toContain(r.status);
+    expect(r.body.error.details.map((d: { path: string }) => d.path)).toContain('project.code');
+  });
+
+  it('an unknown item', async () => {
+    expectError(await post(invCase('ITEM-1', { itemCode: '999999-NO-0000' })), 404, 'MAPPING_NOT_FOUND', 'itemCode');
+  });
+
+  it('a case the mapping cannot translate, with the missing path', async () => {
+    const c = invCase('MAP-1');
+    delete c.project;
+    expectError(await post(c), 422, 'MAPPING_INPUT_INVALID', 'project.code');
+  });
+
+  it('no token, a wrong token and a token of the wrong role', async () => {
+    expectError(await gw.call('POST', '/v1/cases', { body: invCase('AUTH-1') }), 401, 'UNAUTHENTICATED');
+    expectError(await gw.call('POST', '/v1/cases', { token: 'not-a-token', body: invCase('AUTH-1') }), 401, 'UNAUTHENTICATED');
+    const ops = await gw.call('POST', '/admin/v1/tokens', { token: ADMIN_TOKEN, body: { name: 'ops-test', role: 'ops' } });
+    expect(ops.status).toBe(201);
+    expectError(await gw.call('POST', '/v1/cases', { token: ops.body.token, body: invCase('AUTH-1') }), 403, 'FORBIDDEN');
+    expectError(await gw.call('POST', '/admin/v1/tokens', { token: gw.platformToken, body: { name: 'x', role: 'admin' } }), 403, 'FORBIDDEN');
+  });
+});
+
+describe('tokens API', () => {
+  it('shows a token once, lists it without the secret, and refuses it once revoked', async () => {
+    const made = await gw.call('POST', '/admin/v1/tokens', { token: ADMIN_TOKEN, body: { name: 'platform-2', role: 'platform' } });
+    expect(made.status).toBe(201);
+    expect(made.body).toEqual({ id: expect.any(String), name: 'platform-2', role: 'platform', token: expect.any(String) });
+    expect((await gw.call('GET', '/v1/cases', { token: made.body.token })).status).toBe(200);
+    const list = await gw.call('GET', '/admin/v1/tokens', { token: ADMIN_TOKEN });
+    expect(JSON.stringify(list.body)).not.toContain(made.body.token);
+    expect(list.body.items.find((t: { id: string }) => t.id === made.body.id)).toMatchObject({ name: 'platform-2', role: 'platform', lastUsedAt: expect.any(String) });
+    // Only hashes in Redis.
+    const keys = await gw.redis.keys('*');
+    for (const k of keys) {
+      const type = await gw.redis.type(k);
+      const dump = type === 'hash' ? JSON.stringify(await gw.redis.hgetall(k)) : type === 'string' ? String(await gw.redis.get(k)) : '';
+      expect(dump, k).not.toContain(made.body.token);
+    }
+    expect((await gw.call('DELETE', `/admin/v1/tokens/${made.body.id}`, { token: ADMIN_TOKEN })).status).toBeLessThan(300);
+    expectError(await gw.call('GET', '/v1/cases', { token: made.body.token }), 401, 'UNAUTHENTICATED');
+  });
+
+  it('refuses an unknown role and a missing name with their paths', async () => {
+    const r = await gw.call('POST', '/admin/v1/tokens', { token: ADMIN_TOKEN, body: { role: 'superuser' } });
+    expect(r.status).toBe(400);
+    expect(r.body.error.details.map((d: { path: string }) => d.path)).toEqual(expect.arrayContaining(['name', 'role']));
+  });
+
+  it('and records nothing for any of them', async () => {
+    for (const c of ['BIG-1', 'UNK-1', 'CHK-1', 'CHK-2', 'CONS-1', 'ITEM-1', 'MAP-1', 'AUTH-1']) expect(await gw.ledger.get(c), c).toBeNull();
+    const r = await gw.call('GET', '/v1/cases', { token: gw.platformToken });
+    expect(r.body.items).toEqual([]);
+  });
+});
+
+describe('reads', () => {
+  it('404 CASE_NOT_FOUND for an unknown case', async () => {
+    expectError(await gw.call('GET', '/v1/cases/NOPE-1', { token: gw.platformToken }), 404, 'CASE_NOT_FOUND');
+  });
+
+  it('unknown routes answer 404 in the error body', async () => {
+    const r = await gw.call('GET', '/v1/nothing', { token: gw.platformToken });
+    expect(r.status).toBe(404);
+    expect(r.body.error.code).toBe('NOT_FOUND');
+  });
+
+  it('health endpoints need no token', async () => {
+    expect((await gw.call('GET', '/health/live')).status).toBe(200);
+    const ready = await gw.call('GET', '/health/ready');
+    expect(ready.status).toBe(200);
+  });
+});

@@ -1,0 +1,87 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, envName, loadConfig, settingsTable } from '../../gateway/config.js';
+
+const SECRETS = { GATEWAY_ADMIN_TOKEN: 'a'.repeat(40), GATEWAY_PLATFORM_EVENT_SECRET: 'e'.repeat(40) };
+
+function file(name: string, text: string): string {
+  const p = join(mkdtempSync(join(tmpdir(), 'gw-config-')), name);
+  writeFileSync(p, text);
+  return p;
+}
+
+function faultsOf(fn: () => unknown): { path: string; code: string }[] {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ConfigError) return e.faults.map((f) => ({ path: f.path, code: f.code }));
+    throw e;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('names environment variables after the setting path', () => {
+    expect(envName(['departments', 'inv', 'baseUrl'])).toBe('GATEWAY_DEPARTMENTS_INV_BASE_URL');
+    const table = settingsTable();
+    expect(table.find((s) => s.path === 'departments.inv.clientSecret')).toMatchObject({ env: 'GATEWAY_DEPARTMENTS_INV_CLIENT_SECRET', secret: true });
+  });
+
+  it('takes the file from GATEWAY_CONFIG, and the environment over the file', () => {
+    const f = file('g.yaml', 'server:\n  port: 9100\ndepartments:\n  inv:\n    baseUrl: http://file.example\n    concurrency: 3\n');
+    const cfg = loadConfig({ env: { ...SECRETS, GATEWAY_CONFIG: f, GATEWAY_DEPARTMENTS_INV_CONCURRENCY: '9' } });
+    expect(cfg.server.port).toBe(9100);
+    expect(cfg.departments.inv.baseUrl).toBe('http://file.example');
+    expect(cfg.departments.inv.concurrency).toBe(9);
+  });
+
+  it('every setting in the table can be set by its environment variable', () => {
+    // Each leaf gets a value its schema accepts; the loaded config must carry it.
+    for (const s of settingsTable().filter((x) => typeof x.default === 'number')) {
+      const cfg = loadConfig({ env: { ...SECRETS, [s.env]: String((s.default as number) + 1) } });
+      const got = s.path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], cfg);
+      expect(got, s.env).toBe((s.default as number) + 1);
+    }
+  });
+
+  it('refuses a secret written in the file, and accepts it by reference', () => {
+    const plain = file('g.yaml', 'departments:\n  inv:\n    clientSecret: hunter2\n');
+    expect(faultsOf(() => loadConfig({ env: { ...SECRETS, GATEWAY_CONFIG: plain } }))).toContainEqual({ path: 'departments.inv.clientSecret', code: 'SECRET_IN_FILE' });
+
+    const secretFile = file('secret', 'from-a-file\n');
+    const byRef = file('g.yaml', `departments:\n  inv:\n    clientSecret: { file: ${secretFile} }\n    webhookSecret: { env: MY_HOOK }\n`);
+    const cfg = loadConfig({ env: { ...SECRETS, GATEWAY_CONFIG: byRef, MY_HOOK: 'from-env' } });
+    expect(cfg.departments.inv.clientSecret).toBe('from-a-file');
+    expect(cfg.departments.inv.webhookSecret).toBe('from-env');
+    expect(faultsOf(() => loadConfig({ env: { ...SECRETS, GATEWAY_CONFIG: byRef } }))).toContainEqual({ path: 'departments.inv.webhookSecret', code: 'SECRET_MISSING' });
+  });
+
+  it('reports every fault with its path at once', () => {
+    const f = file('g.yaml', 'server:\n  port: "eighty"\n  bodyLimitBytes: -1\ndepartments:\n  inv:\n    enabled: true\n    concurrency: 0\n    retry:\n      attempts: many\nunknownThing: 1\n');
+    const faults = faultsOf(() => loadConfig({ env: { ...SECRETS, GATEWAY_CONFIG: f } }));
+    const paths = faults.map((x) => x.path);
+    for (const p of ['server.port', 'server.bodyLimitBytes', 'departments.inv.concurrency', 'departments.inv.retry.attempts', 'unknownThing']) expect(paths, p).toContain(p);
+  });
+
+  it('refuses an enabled department without its secrets, and departments not built yet', () => {
+    const faults = faultsOf(() => loadConfig({ env: { ...SECRETS, GATEWAY_DEPARTMENTS_INV_ENABLED: 'true', GATEWAY_DEPARTMENTS_TAX_ENABLED: 'true' } }));
+    expect(faults).toEqual(
+      expect.arrayContaining([
+        { path: 'departments.inv.clientSecret', code: 'REQUIRED' },
+        { path: 'departments.inv.webhookSecret', code: 'REQUIRED' },
+        { path: 'departments.tax.enabled', code: 'NOT_AVAILABLE' },
+      ]),
+    );
+  });
+
+  it('refuses an unreadable or unparsable file clearly', () => {
+    expect(faultsOf(() => loadConfig({ env: { ...SECRETS, GATEWAY_CONFIG: '/nonexistent/gateway.yaml' } }))).toEqual([{ path: '', code: 'UNREADABLE' }]);
+    expect(faultsOf(() => loadConfig({ env: { ...SECRETS, GATEWAY_CONFIG: file('g.yaml', 'a: [1,\n') } }))).toEqual([{ path: '', code: 'UNPARSABLE' }]);
+  });
+
+  it('takes REDIS_URL as redis.url', () => {
+    expect(loadConfig({ env: { ...SECRETS, REDIS_URL: 'redis://10.0.0.1:6380/2' } }).redis.url).toBe('redis://10.0.0.1:6380/2');
+  });
+});
