@@ -204,7 +204,7 @@ function messageOf(body: Record<string, unknown> | null): string | undefined {
 function parseStatusBody(obj: Record<string, unknown> | null, source: string): { ok: true; event: DepartmentEvent } | { ok: false; message: string } {
   if (!obj) return { ok: false, message: 'answer is not a JSON object' };
   const status = obj.status;
-  if (typeof status !== 'string' || !(status in INV_STATUS)) return { ok: false, message: `unknown status ${JSON.stringify(status)}` };
+  if (typeof status !== 'string' || !Object.hasOwn(INV_STATUS, status)) return { ok: false, message: `unknown status ${JSON.stringify(status)}` };
   const at = typeof obj.occurred_at === 'string' ? Date.parse(obj.occurred_at) : NaN;
   if (Number.isNaN(at)) return { ok: false, message: 'occurred_at is missing or not a time' };
   if (typeof obj.application_id !== 'string' || !obj.application_id) return { ok: false, message: 'application_id is missing' };
