@@ -302,6 +302,30 @@ export class Ledger {
     return v ? splitRef(v) : null;
   }
 
+  /**
+   * A short per-case lock (one owner, expiring): events of one case are sent by one job at a time,
+   * so two notify jobs recovering together cannot interleave their sends.
+   */
+  async lockCase(purpose: string, caseNo: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(this.k('lock', purpose, caseNo), owner, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  /** Extends the lock only while `owner` still holds it. */
+  async renewCaseLock(purpose: string, caseNo: string, owner: string, ttlMs: number): Promise<boolean> {
+    const r = await this.redis.eval(
+      "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end",
+      1,
+      this.k('lock', purpose, caseNo),
+      owner,
+      ttlMs,
+    );
+    return r === 1;
+  }
+
+  async unlockCase(purpose: string, caseNo: string, owner: string): Promise<void> {
+    await this.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end", 1, this.k('lock', purpose, caseNo), owner);
+  }
+
   /** Events with seq in (after, upTo], in order. */
   async events(caseNo: string, after: number, upTo: number): Promise<string[]> {
     if (upTo <= after) return [];

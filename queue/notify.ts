@@ -1,12 +1,14 @@
 /**
  * Events to the platform: `route.updated`, signed (X-Gateway-Signature), at least once, in seq
  * order per case. A notify job for seq N delivers every undelivered event up to N in order, so a
- * later event never overtakes an earlier one.
+ * later event never overtakes an earlier one; a per-case lock keeps two such jobs (say, both
+ * retrying while the platform was down) from sending at the same time.
  */
 import http from 'node:http';
 import https from 'node:https';
 import axios from 'axios';
-import type { Job } from 'bullmq';
+import { randomUUID } from 'node:crypto';
+import { DelayedError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { signatureHeader } from '../model/signature.js';
 import type { Ledger } from './ledger.js';
@@ -39,7 +41,26 @@ export function createEventSender(timeoutMs: number) {
   };
 }
 
-export async function handleNotify(job: Job<NotifyJob>, deps: NotifyDeps, send: ReturnType<typeof createEventSender>): Promise<unknown> {
+/** How long a job waits before trying again when another job is sending the case's events. */
+const LOCK_BUSY_RETRY_MS = 250;
+
+export async function handleNotify(job: Job<NotifyJob>, token: string | undefined, deps: NotifyDeps, send: ReturnType<typeof createEventSender>): Promise<unknown> {
+  const { caseNo } = job.data;
+  const owner = randomUUID();
+  const ttl = deps.timeoutMs + 5000;
+  if (!(await deps.ledger.lockCase('notify', caseNo, owner, ttl))) {
+    // Not a failure: wait for the other sender without spending an attempt.
+    await job.moveToDelayed(Date.now() + LOCK_BUSY_RETRY_MS, token);
+    throw new DelayedError();
+  }
+  try {
+    return await sendInOrder(job, deps, send, owner, ttl);
+  } finally {
+    await deps.ledger.unlockCase('notify', caseNo, owner);
+  }
+}
+
+async function sendInOrder(job: Job<NotifyJob>, deps: NotifyDeps, send: ReturnType<typeof createEventSender>, owner: string, ttl: number): Promise<unknown> {
   const { caseNo, seq } = job.data;
   const state = await deps.ledger.deliveryState(caseNo);
   if (!state || state.delivered >= seq) return { delivered: state?.delivered ?? 0 };
@@ -53,6 +74,7 @@ export async function handleNotify(job: Job<NotifyJob>, deps: NotifyDeps, send: 
   let n = state.delivered;
   for (const raw of raws) {
     n += 1;
+    if (!(await deps.ledger.renewCaseLock('notify', caseNo, owner, ttl))) throw new Error('lost the case lock while sending events; will retry');
     let status: number;
     try {
       status = await send(url, raw, deps.secret);

@@ -62,7 +62,7 @@ export class WorkerPool {
       this.watch(worker, dept);
     }
     const send = createEventSender(this.o.notify.timeoutMs);
-    const notify = new Worker(NOTIFY_QUEUE, (job: Job) => handleNotify(job as Job<NotifyJob>, this.o.notify, send), {
+    const notify = new Worker(NOTIFY_QUEUE, (job: Job, token?: string) => handleNotify(job as Job<NotifyJob>, token, this.o.notify, send), {
       connection,
       prefix: queuePrefix(this.o.ns, NOTIFY_QUEUE),
       concurrency: this.o.notify.concurrency,
