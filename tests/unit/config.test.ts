@@ -84,4 +84,12 @@ describe('configuration', () => {
   it('takes REDIS_URL as redis.url', () => {
     expect(loadConfig({ env: { ...SECRETS, REDIS_URL: 'redis://10.0.0.1:6380/2' } }).redis.url).toBe('redis://10.0.0.1:6380/2');
   });
+
+  it('the shipped example and demo configurations load', () => {
+    const example = loadConfig({ env: { GATEWAY_ADMIN_TOKEN: SECRETS.GATEWAY_ADMIN_TOKEN, GATEWAY_CONFIG: 'config/gateway.example.yaml', PLATFORM_EVENT_SECRET: 'x'.repeat(32), INV_CLIENT_SECRET: 'c', INV_WEBHOOK_SECRET: 'w' } });
+    expect(example.departments.inv).toMatchObject({ enabled: true, clientSecret: 'c', webhookSecret: 'w' });
+    expect(example.platform.eventSecret).toBe('x'.repeat(32));
+    const demo = loadConfig({ env: { ...SECRETS, GATEWAY_CONFIG: 'config/demo.yaml', GATEWAY_DEPARTMENTS_INV_CLIENT_SECRET: 'c', GATEWAY_DEPARTMENTS_INV_WEBHOOK_SECRET: 'w' } });
+    expect(demo.departments.inv.baseUrl).toMatch(/^http:\/\/127\.0\.0\.1:/);
+  });
 });

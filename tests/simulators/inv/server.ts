@@ -60,6 +60,7 @@ export class InvSimulator {
   private sockets = new Set<Socket>();
   private timers = new Set<NodeJS.Timeout>();
   port = 0;
+  private readonly runTag = randomBytes(2).toString('hex').toUpperCase();
   readonly o: Required<Omit<InvSimOptions, 'port' | 'webhookUrl'>> & { webhookUrl?: string };
 
   constructor(opts: InvSimOptions = {}) {
@@ -213,7 +214,8 @@ export class InvSimulator {
     }
     if (!/^\d{4}-\d{6}-\d{2}-\d{2}-\d{6}$/.test(projectCode) || this.o.unknownProjects.has(projectCode)) return send(res, 404, { error_code: 'PROJECT_NOT_FOUND' });
     if (this.o.lockedProjects.has(projectCode)) return send(res, 422, { error_code: 'PROJECT_STATE_INVALID', message: '项目已终止，不能办理该事项' });
-    const id = `INV-${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${String(++this.seq).padStart(6, '0')}`;
+    // Unique across simulator restarts too (a real department never reuses an id; the demo's Redis outlives a run).
+    const id = `INV-${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${this.runTag}${String(++this.seq).padStart(6, '0')}`;
     const app: Application = { application_id: id, request_id: requestId, project_code: projectCode, body: b, status: 'received', occurred_at: new Date().toISOString(), opinion: '' };
     this.apps.set(id, app);
     this.byRequest.set(requestId, id);

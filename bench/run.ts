@@ -1,0 +1,25 @@
+/**
+ * `npm run bench`: every benchmark with its baseline measured in the same run; results printed as
+ * ratios with the machine they came from, and saved to bench/results/<time>.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { benchMapping } from './mapping.js';
+
+process.chdir(fileURLToPath(new URL('..', import.meta.url)));
+const ms = Number(process.env.BENCH_MS ?? 2000);
+const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` };
+
+const results = [benchMapping(ms)];
+
+process.stdout.write(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB, node ${machine.node}\n\n`);
+for (const r of results) {
+  process.stdout.write(`${r.name}: ${Math.round(r.opsPerSecond).toLocaleString('en')} /s on one core\n`);
+  process.stdout.write(`  baseline, ${r.baseline}: ${Math.round(r.baselineOpsPerSecond).toLocaleString('en')} /s\n`);
+  process.stdout.write(`  ratio: ${r.ratio.toFixed(2)}× the baseline\n`);
+}
+mkdirSync('bench/results', { recursive: true });
+const file = `bench/results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), machine, results }, null, 2));
+process.stdout.write(`\nsaved ${file}\n`);
