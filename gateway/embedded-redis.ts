@@ -89,6 +89,13 @@ export async function startEmbeddedRedis(opts: EmbeddedOptions): Promise<Embedde
     await new Promise((r) => setTimeout(r, 50));
   }
   const exited = new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+  // If this process exits without stop() (a failed start-up, process.exit), the server goes too:
+  // SIGTERM makes redis-server flush its AOF and exit cleanly.
+  const onExit = () => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+  };
+  process.once('exit', onExit);
+  void exited.then(() => process.off('exit', onExit));
   return {
     url,
     port,

@@ -27,3 +27,29 @@ it('the embedded redis-server is durable (AOF, appendfsync always), never evicts
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+it('the embedded redis-server does not outlive a gateway that exits without stopping it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-embedded-'));
+  try {
+    const { spawnSync } = await import('node:child_process');
+    const script = `import { startEmbeddedRedis } from './gateway/embedded-redis.ts';
+      const r = await startEmbeddedRedis({ dir: ${JSON.stringify(dir)} });
+      console.log(r.port);
+      process.exit(3);`;
+    const res = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: new URL('../..', import.meta.url).pathname, encoding: 'utf8' });
+    expect(res.status, res.stderr).toBe(3);
+    const port = Number(res.stdout.trim());
+    expect(port).toBeGreaterThan(0);
+    const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    probe.on('error', () => undefined);
+    let reachable = true;
+    for (let i = 0; i < 40 && reachable; i++) {
+      reachable = await probe.connect().then(() => true, () => false);
+      probe.disconnect();
+      if (reachable) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(reachable).toBe(false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -241,3 +241,50 @@ describe('our credentials are refused (invalid_client)', () => {
     expect(errors.length).toBeGreaterThan(0);
   });
 });
+
+describe('a department whose webhooks never arrive', () => {
+  let silentSim: InvSimulator;
+  let gw3: TestGateway;
+  beforeAll(async () => {
+    // No webhook URL: the department decides but never tells us; only GET reconciliation can learn it.
+    silentSim = new InvSimulator({ reviewDelayMs: 50, decisionDelayMs: 50, tokenTtlSeconds: 3600 });
+    await silentSim.listen();
+    gw3 = await startTestGateway({
+      redisUrl: redis.url,
+      ns: 'gwrec',
+      overrides: { departments: { inv: { enabled: true, baseUrl: silentSim.url, reconcileAfterSeconds: 1 } } },
+    });
+  });
+  afterAll(async () => {
+    await gw3?.close();
+    await silentSim?.close();
+  });
+
+  it('routes silent longer than configured are reconciled by GET and reach their final status', async () => {
+    const r = await gw3.call('POST', '/v1/cases', { token: gw3.platformToken, body: invCase('RES-SILENT-1') });
+    expect(r.status).toBe(202);
+    const done = await waitFor(async () => {
+      const d = await gw3.ledger.get('RES-SILENT-1');
+      return d?.status === 'DONE' ? d : undefined;
+    }, 15_000, 'DONE by reconciliation');
+    expect(done.routes[0]).toMatchObject({ status: 'APPROVED', opinion: '同意' });
+    expect(silentSim.counters.gets).toBeGreaterThan(0);
+    // Once final, the route is no longer asked about.
+    const gets = silentSim.counters.gets;
+    await new Promise((res) => setTimeout(res, 2500));
+    expect(silentSim.counters.gets).toBe(gets);
+  });
+
+  it('a token revoked by the department is replaced and the call repeated once', async () => {
+    silentSim.revokeTokens();
+    const before = silentSim.counters.tokenRequests;
+    const r = await gw3.call('POST', '/v1/cases', { token: gw3.platformToken, body: invCase('RES-REVOKED-1') });
+    expect(r.status).toBe(202);
+    const done = await waitFor(async () => {
+      const d = await gw3.ledger.get('RES-REVOKED-1');
+      return d?.routes[0]?.status === 'SUBMITTED' || d?.status === 'DONE' ? d : undefined;
+    }, 15_000, 'submitted with a fresh token');
+    expect(done.routes[0]!.attempts).toBe(1);
+    expect(silentSim.counters.tokenRequests).toBe(before + 1);
+  });
+});

@@ -80,21 +80,7 @@ it('loses nothing and sends nothing twice when a worker is SIGKILLed mid-run', a
     const all = await Promise.all(Array.from({ length: N }, (_, i) => api.ledger.get(`CRASH-${String(i).padStart(4, '0')}`)));
     return all.every((d) => d?.status === 'DONE') ? all : undefined;
   }, 25_000, 'every case DONE').catch(async (e) => {
-    const all = await Promise.all(Array.from({ length: N }, (_, i) => api.ledger.get(`CRASH-${String(i).padStart(4, '0')}`)));
-    const stuck = all.filter((d) => d?.status !== 'DONE').map((d) => JSON.stringify({ c: d?.caseNo, s: d?.status, r: d?.routes[0] }));
-    const fs = await import('node:fs');
-    const q = api.queues.dept('inv');
-    for (const d of all.filter((x) => x?.status !== 'DONE')) {
-      const j = await q.getJob(`submit.${d!.caseNo}.inv`);
-      stuck.push(`${d!.caseNo} job=${j ? await j.getState() : 'none'} ${JSON.stringify(j?.toJSON())}`);
-    }
-    stuck.push(JSON.stringify(await q.getJobCounts()));
-    const r = api.redis;
-    for (const d of all.filter((x) => x?.status !== 'DONE')) stuck.push(`lock ${d!.caseNo} pttl=${await r.pttl(`{gw-dept-inv}:dept-inv:submit.${d!.caseNo}.inv:lock`)} val=${await r.get(`{gw-dept-inv}:dept-inv:submit.${d!.caseNo}.inv:lock`)}`);
-    stuck.push(`stalled=${JSON.stringify(await r.smembers('{gw-dept-inv}:dept-inv:stalled'))} check=${await r.pttl('{gw-dept-inv}:dept-inv:stalled-check')} active=${JSON.stringify(await r.lrange('{gw-dept-inv}:dept-inv:active', 0, -1))}`);
-    // Left for whoever has to read a failure: where every unfinished case and its job stood.
-    const diag = `${(await import('node:os')).tmpdir()}/gw-worker-crash-diag.txt`;
-    fs.writeFileSync(diag, stuck.join('\n') + '\n---FIRST\n' + first.output() + '\n---SECOND\n' + second.output() + '\n---SIM ' + JSON.stringify(sim.counters) + JSON.stringify([...sim.accepted]));
+    const diag = await writeDiagnosis([first, second]);
     throw new Error(`${(e as Error).message}; state written to ${diag}`);
   });
 
@@ -109,3 +95,27 @@ it('loses nothing and sends nothing twice when a worker is SIGKILLed mid-run', a
   }
   expect(second.output() + first.output()).not.toContain(SAMPLE_ID);
 });
+
+/** Where every unfinished case and its job stood, for whoever has to read a failure. */
+async function writeDiagnosis(procs: GatewayProcess[]): Promise<string> {
+  const { writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const r = api.redis;
+  const q = api.queues.dept('inv');
+  const lines: string[] = [];
+  for (let i = 0; i < N; i++) {
+    const d = await api.ledger.get(`CRASH-${String(i).padStart(4, '0')}`);
+    if (d?.status === 'DONE') continue;
+    const jobId = `submit.${d?.caseNo}.inv`;
+    const job = await q.getJob(jobId);
+    const lockTtl = await r.pttl(`{gw-dept-inv}:dept-inv:${jobId}:lock`);
+    lines.push(JSON.stringify({ caseNo: d?.caseNo, status: d?.status, route: d?.routes[0], job: job ? { state: await job.getState(), ...job.toJSON() } : null, lockTtl }));
+  }
+  lines.push(JSON.stringify(await q.getJobCounts()));
+  lines.push(`stalled=${JSON.stringify(await r.smembers('{gw-dept-inv}:dept-inv:stalled'))} stalled-check ttl=${await r.pttl('{gw-dept-inv}:dept-inv:stalled-check')}`);
+  procs.forEach((p, i) => lines.push(`--- worker ${i + 1}`, p.output()));
+  lines.push(`--- simulator ${JSON.stringify(sim.counters)}`);
+  const file = `${tmpdir()}/gw-worker-crash-diag.txt`;
+  writeFileSync(file, lines.join('\n'));
+  return file;
+}
