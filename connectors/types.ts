@@ -30,11 +30,25 @@ export type CallbackResult =
   | { ok: true; events: CallbackEvent[]; /** the body the department expects on success */ reply: unknown }
   | { ok: false; status: 400 | 401; code: string; message: string };
 
+/** A department request exactly as it would go on the wire, for the mapping preview. */
+export interface RequestPreview {
+  method: string;
+  url: string;
+  /** Headers as sent, with credentials replaced by a placeholder. */
+  headers: Record<string, string>;
+  /** The body as text: JSON, XML, or GBK decoded back to text. */
+  body: string;
+  /** The body's encoding on the wire. */
+  encoding: 'utf-8' | 'gbk';
+}
+
 export interface Connector {
   readonly department: DepartmentId;
   /** How results come back: the department calls us, or we must ask. */
   readonly resultMode: 'callback' | 'poll';
   submit(req: SubmitRequest): Promise<Outcome<Receipt>>;
+  /** The submission `submit` would send for `req`, built by the same code, sending nothing. */
+  preview(req: SubmitRequest): { ok: true; request: RequestPreview } | { ok: false; fault: { code: string; message: string } };
   fetchResult(receiptNo: string): Promise<Outcome<DepartmentEvent>>;
   /** Verifies and parses a callback from the raw bytes as received. Absent where the department never calls. */
   parseCallback?(raw: Buffer, headers: Record<string, string | string[] | undefined>, now: number): CallbackResult;

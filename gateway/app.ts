@@ -9,6 +9,7 @@ import type { MappingStore } from '../mappings/store.js';
 import { caseView, isListCursor, type Ledger } from '../queue/ledger.js';
 import type { Queues } from '../queue/queues.js';
 import { applyDepartmentEvent } from '../queue/results.js';
+import { registerMappingRoutes } from './admin-mappings.js';
 import { Intake } from './intake.js';
 import { audit, isRole, type Principal, type Role, type TokenStore } from './tokens.js';
 
@@ -94,6 +95,7 @@ export function buildApp(d: AppDeps): FastifyInstance {
     req.principal = p;
   };
   const platformOnly = guard((r) => r === 'platform');
+  registerMappingRoutes(app, { redis: d.redis, ns: d.ns, mappings: d.mappings, connectors: d.connectors, usccExceptions: d.usccExceptions, guard });
   const adminOnly = guard(() => false);
 
   // ---- platform API
@@ -178,7 +180,7 @@ export function buildApp(d: AppDeps): FastifyInstance {
           throw new GatewayError('CASE_NOT_FOUND', 'no route matches this callback');
         }
         // Recorded durably (AOF always) before the department hears 2xx.
-        await applyDepartmentEvent({ ledger: d.ledger, queues: d.queues, log: d.log }, ref.caseNo, ref.department, ev.event);
+        await applyDepartmentEvent({ ledger: d.ledger, queues: d.queues, log: d.log, mappings: d.mappings }, ref.caseNo, ref.department, ev.event);
       }
       return reply.status(200).send(parsed.reply);
     });

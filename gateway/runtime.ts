@@ -97,6 +97,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
         queues,
         connectors,
         log,
+        mappings,
         checkAfterMs: (d) => dcfg(d).reconcileAfterSeconds * 1000,
         authPauseMs: (d) => dcfg(d).authPauseMs,
       },

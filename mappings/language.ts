@@ -25,15 +25,42 @@ export interface ValueSpec {
   /** Longer values are refused with the path named, never truncated. */
   maxLength?: number;
   type?: 'string' | 'number' | 'integer' | 'boolean';
+  /** Upper or lower case (Latin letters; e.g. credit codes, passport numbers). */
+  case?: 'upper' | 'lower';
+  /** Full-width forms (ＡＢＣ１２３，全角空格) become their half-width ASCII equivalents. */
+  halfWidth?: boolean;
+  /** The value is produced only when the condition holds (otherwise it is left out, even if required). */
+  when?: Condition;
   /** A nested object built from its own specs. */
   fields?: Record<string, ValueSpec>;
+  /**
+   * A repeated group: one output per element of the array at `path`, or per entry of the object at
+   * `path` (elements `{ key, value }`). Inside `item`, paths are relative to the element; `$case.`
+   * reaches the whole case.
+   */
+  list?: { path: string; item: ValueSpec; maxItems?: number };
 }
+
+/** A test on the case. Leaves: `path` with one of equals, notEquals, in, exists. */
+export type Condition =
+  | { path: string; equals?: string | number | boolean; notEquals?: string | number | boolean; in?: (string | number)[]; exists?: boolean }
+  | { all: Condition[] }
+  | { any: Condition[] }
+  | { not: Condition };
+
+/** Unified statuses a department status may map to. */
+export const MAPPABLE_STATUSES = ['SUBMITTED', 'IN_REVIEW', 'APPROVED', 'REJECTED', 'RETURNED'] as const;
+export type MappableStatus = (typeof MAPPABLE_STATUSES)[number];
 
 export interface RouteSpec {
   department: DepartmentId;
   /** The department-side business type (matter_code, businessType, bizType, YWLX). */
   businessType: string;
+  /** The route is taken only when this holds (one item, different departments by case). */
+  when?: Condition;
   request: Record<string, ValueSpec>;
+  /** Department status → unified route status; overrides the connector's own table. */
+  statuses?: Record<string, MappableStatus>;
 }
 
 export interface MappingDocument {
@@ -56,6 +83,8 @@ export interface CompiledMapping {
   version: number;
   document: MappingDocument;
   translate(c: UnifiedCase): Translation;
+  /** The route's own reverse table, when the mapping has one. */
+  statusFor(d: DepartmentId, departmentStatus: string): MappableStatus | undefined;
 }
 
 const valueSpecSchema = {
@@ -83,7 +112,34 @@ const valueSpecSchema = {
     trim: { type: 'boolean' },
     maxLength: { type: 'integer', minimum: 1 },
     type: { enum: ['string', 'number', 'integer', 'boolean'] },
+    case: { enum: ['upper', 'lower'] },
+    halfWidth: { type: 'boolean' },
+    when: { $ref: 'condition' },
     fields: { type: 'object', additionalProperties: { $ref: 'valueSpec' }, minProperties: 1 },
+    list: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['path', 'item'],
+      properties: { path: { type: 'string', minLength: 1, maxLength: 200 }, item: { $ref: 'valueSpec' }, maxItems: { type: 'integer', minimum: 1 } },
+    },
+  },
+} as const;
+
+const scalar = { type: ['string', 'number', 'boolean'] };
+/** Its shape (one test or one combinator per object) is checked when compiling, with clearer faults than oneOf gives. */
+const conditionSchema = {
+  $id: 'condition',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    path: { type: 'string', minLength: 1, maxLength: 200 },
+    equals: scalar,
+    notEquals: scalar,
+    in: { type: 'array', items: { type: ['string', 'number'] }, minItems: 1 },
+    exists: { type: 'boolean' },
+    all: { type: 'array', items: { $ref: 'condition' }, minItems: 1 },
+    any: { type: 'array', items: { $ref: 'condition' }, minItems: 1 },
+    not: { $ref: 'condition' },
   },
 } as const;
 
@@ -108,7 +164,9 @@ export const mappingDocumentSchema = {
         properties: {
           department: { enum: [...DEPARTMENTS] },
           businessType: { type: 'string', minLength: 1, maxLength: 64 },
+          when: { $ref: 'condition' },
           request: { type: 'object', additionalProperties: { $ref: 'valueSpec' } },
+          statuses: { type: 'object', additionalProperties: { enum: [...MAPPABLE_STATUSES] }, minProperties: 1 },
         },
       },
     },
@@ -116,6 +174,7 @@ export const mappingDocumentSchema = {
 } as const;
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+ajv.addSchema(conditionSchema);
 ajv.addSchema(valueSpecSchema);
 const validateDocument = ajv.compile<MappingDocument>(mappingDocumentSchema);
 
@@ -187,33 +246,141 @@ function dateParts(value: string): Record<string, string> | null {
   return { YYYY: bj.slice(0, 4), MM: bj.slice(5, 7), DD: bj.slice(8, 10), HH: bj.slice(11, 13), mm: bj.slice(14, 16), ss: bj.slice(17, 19) };
 }
 
-type Producer = (c: UnifiedCase, faults: ErrorDetail[]) => unknown;
+/** Where a value is read: the whole case, the current element of a list, and that element's path. */
+interface Scope {
+  root: UnifiedCase;
+  here: unknown;
+  /** Path of `here` in the case (for faults), '' at the top. */
+  at: string;
+}
+
+type Producer = (scope: Scope, faults: ErrorDetail[]) => unknown;
+type Test = (scope: Scope) => boolean;
+
+const CASE_PREFIX = '$case.';
+
+/** Compiles a field path; `$case.` paths read from the whole case, others from the current scope. */
+function compileRead(path: string, where: string, docFaults: ErrorDetail[]): { read: (s: Scope) => unknown; describe: (s: Scope) => string } | null {
+  const fromRoot = path.startsWith(CASE_PREFIX);
+  const rest = fromRoot ? path.slice(CASE_PREFIX.length) : path;
+  const segs = parsePath(rest);
+  if (!segs) {
+    docFaults.push({ path: where, code: 'BAD_PATH', message: `"${path}" is not a field path` });
+    return null;
+  }
+  return {
+    read: (s) => readPath(fromRoot ? s.root : s.here, segs),
+    describe: (s) => (fromRoot || !s.at ? rest : `${s.at}.${rest}`),
+  };
+}
+
+function sameScalar(a: unknown, b: unknown): boolean {
+  return a === b || (typeof a !== 'object' && a !== undefined && a !== null && String(a) === String(b));
+}
+
+function compileCondition(c: Condition, where: string, docFaults: ErrorDetail[]): Test {
+  const keys = Object.keys(c);
+  if ('all' in c || 'any' in c || 'not' in c) {
+    if (keys.length !== 1) {
+      docFaults.push({ path: where, code: 'BAD_CONDITION', message: 'all, any and not stand alone in their object' });
+      return () => false;
+    }
+    if ('all' in c) {
+      const parts = c.all.map((x, i) => compileCondition(x, `${where}.all[${i}]`, docFaults));
+      return (s) => parts.every((t) => t(s));
+    }
+    if ('any' in c) {
+      const parts = c.any.map((x, i) => compileCondition(x, `${where}.any[${i}]`, docFaults));
+      return (s) => parts.some((t) => t(s));
+    }
+    const inner = compileCondition(c.not, `${where}.not`, docFaults);
+    return (s) => !inner(s);
+  }
+  const ops = keys.filter((k) => k !== 'path');
+  if (!('path' in c) || ops.length !== 1) {
+    docFaults.push({ path: where, code: 'BAD_CONDITION', message: 'a test needs a path and exactly one of equals, notEquals, in, exists' });
+    return () => false;
+  }
+  const r = compileRead(c.path, `${where}.path`, docFaults);
+  if (!r) return () => false;
+  const present = (v: unknown) => v !== undefined && v !== null && v !== '';
+  if (c.equals !== undefined) {
+    const want = c.equals;
+    return (s) => sameScalar(r.read(s), want);
+  }
+  if (c.notEquals !== undefined) {
+    const not = c.notEquals;
+    return (s) => !sameScalar(r.read(s), not);
+  }
+  if (c.in !== undefined) {
+    const set = c.in;
+    return (s) => {
+      const v = r.read(s);
+      return set.some((x) => sameScalar(v, x));
+    };
+  }
+  const want = c.exists!;
+  return (s) => present(r.read(s)) === want;
+}
+
+/** Full-width ASCII forms (U+FF01–FF5E) and the ideographic space become half-width. */
+function toHalfWidth(v: string): string {
+  return v.replace(/[\uFF01-\uFF5E]/g, (ch) => String.fromCharCode(ch.charCodeAt(0) - 0xfee0)).replace(/\u3000/g, ' ');
+}
 
 /** Compiles one value spec; `where` is the spec's own location in the document, for faults. */
 function compileValue(spec: ValueSpec, where: string, docFaults: ErrorDetail[]): Producer {
-  const hasSource = spec.path !== undefined || spec.const !== undefined || spec.fields !== undefined;
-  if (!hasSource) docFaults.push({ path: where, code: 'NO_SOURCE', message: 'needs one of path, const or fields' });
-  if ([spec.path, spec.const, spec.fields].filter((x) => x !== undefined).length > 1)
-    docFaults.push({ path: where, code: 'AMBIGUOUS_SOURCE', message: 'path, const and fields exclude each other' });
+  const sources = [spec.path, spec.const, spec.fields, spec.list].filter((x) => x !== undefined).length;
+  if (sources === 0) docFaults.push({ path: where, code: 'NO_SOURCE', message: 'needs one of path, const, fields or list' });
+  if (sources > 1) docFaults.push({ path: where, code: 'AMBIGUOUS_SOURCE', message: 'path, const, fields and list exclude each other' });
+  const when = spec.when ? compileCondition(spec.when, `${where}.when`, docFaults) : null;
+  const inner = compileSource(spec, where, docFaults);
+  return when ? (s, f) => (when(s) ? inner(s, f) : undefined) : inner;
+}
 
+function compileSource(spec: ValueSpec, where: string, docFaults: ErrorDetail[]): Producer {
   if (spec.fields) {
     const children = Object.entries(spec.fields).map(([k, s]) => [k, compileValue(s, `${where}.fields.${k}`, docFaults)] as const);
-    return (c, faults) => {
+    return (scope, faults) => {
       const out: Record<string, unknown> = {};
       for (const [k, p] of children) {
-        const v = p(c, faults);
+        const v = p(scope, faults);
         if (v !== undefined) out[k] = v;
       }
       if (Object.keys(out).length === 0) {
-        if (spec.required) faults.push({ path: where, code: 'REQUIRED', message: 'no field of this group has a value' });
+        if (spec.required) faults.push({ path: scope.at || where, code: 'REQUIRED', message: `no field of this group has a value (${where})` });
         return undefined;
       }
       return out;
     };
   }
 
-  const segs = spec.path !== undefined ? parsePath(spec.path) : null;
-  if (spec.path !== undefined && !segs) docFaults.push({ path: `${where}.path`, code: 'BAD_PATH', message: `"${spec.path}" is not a field path` });
+  if (spec.list) {
+    const src = compileRead(spec.list.path, `${where}.list.path`, docFaults);
+    const item = compileValue(spec.list.item, `${where}.list.item`, docFaults);
+    const max = spec.list.maxItems;
+    return (scope, faults) => {
+      if (!src) return undefined;
+      const v = src.read(scope);
+      const base = src.describe(scope);
+      let elements: { here: unknown; at: string }[];
+      if (Array.isArray(v)) elements = v.map((e, i) => ({ here: e, at: `${base}[${i}]` }));
+      else if (v && typeof v === 'object') elements = Object.entries(v).map(([key, value]) => ({ here: { key, value }, at: `${base}.${key}` }));
+      else elements = [];
+      if (max !== undefined && elements.length > max) {
+        faults.push({ path: base, code: 'TOO_MANY', message: `has ${elements.length} entries; the department takes at most ${max} (${where})` });
+        return undefined;
+      }
+      const out = elements.map((e) => item({ root: scope.root, here: e.here, at: e.at }, faults)).filter((x) => x !== undefined);
+      if (out.length === 0) {
+        if (spec.required) faults.push({ path: base, code: 'REQUIRED', message: `required by the mapping (${where})` });
+        return undefined;
+      }
+      return out;
+    };
+  }
+
+  const reader = spec.path !== undefined ? compileRead(spec.path, `${where}.path`, docFaults) : null;
   let table: Readonly<Record<string, string>> | undefined;
   if (typeof spec.table === 'string') {
     table = SHARED_TABLES[spec.table];
@@ -222,18 +389,22 @@ function compileValue(spec: ValueSpec, where: string, docFaults: ErrorDetail[]):
   if (spec.date !== undefined && !DATE_TOKEN.test(spec.date))
     docFaults.push({ path: `${where}.date`, code: 'BAD_DATE_FORMAT', message: 'a date format needs at least one of YYYY MM DD HH mm ss' });
   DATE_TOKEN.lastIndex = 0;
-  const source = spec.path ?? '(const)';
 
-  return (c, faults) => {
-    let v: unknown = spec.const !== undefined ? spec.const : segs ? readPath(c, segs) : undefined;
-    if (typeof v === 'string' && spec.trim) v = v.trim();
+  return (scope, faults) => {
+    const source = reader ? reader.describe(scope) : scope.at || '(const)';
+    let v: unknown = spec.const !== undefined ? spec.const : reader ? reader.read(scope) : undefined;
+    if (typeof v === 'string') {
+      if (spec.halfWidth) v = toHalfWidth(v as string);
+      if (spec.trim) v = (v as string).trim();
+    }
     if (v === undefined || v === null || v === '') v = spec.default;
     if (v === undefined || v === null || v === '') {
       if (spec.required) faults.push({ path: source, code: 'REQUIRED', message: `required by the mapping (${where})` });
       return undefined;
     }
     if (table) {
-      const hit = table[String(v)];
+      // Own entries only: a value such as "constructor" never finds the prototype.
+      const hit = Object.hasOwn(table, String(v)) ? table[String(v)] : undefined;
       if (hit === undefined) {
         faults.push({ path: source, code: 'NO_CODE', message: `value has no entry in the code table of ${where}` });
         return undefined;
@@ -277,6 +448,7 @@ function compileValue(spec: ValueSpec, where: string, docFaults: ErrorDetail[]):
           return undefined;
         }
     }
+    if (spec.case && typeof v === 'string') v = spec.case === 'upper' ? v.toUpperCase() : v.toLowerCase();
     if (spec.maxLength !== undefined && typeof v === 'string' && [...v].length > spec.maxLength) {
       faults.push({ path: source, code: 'TOO_LONG', message: `is longer than ${spec.maxLength} characters (${where})` });
       return undefined;
@@ -297,8 +469,9 @@ export function compileMapping(doc: unknown, version: number): CompileResult {
     if (seen.has(r.department))
       faults.push({ path: `routes[${i}].department`, code: 'DUPLICATE_ROUTE', message: `a second route to ${r.department}` });
     seen.add(r.department);
+    const when = r.when ? compileCondition(r.when, `routes[${i}].when`, faults) : null;
     const fields = Object.entries(r.request).map(([k, s]) => [k, compileValue(s, `routes[${i}].request.${k}`, faults)] as const);
-    return { department: r.department, businessType: r.businessType, fields };
+    return { department: r.department, businessType: r.businessType, when, fields, statuses: r.statuses ?? {} };
   });
   if (faults.length) return { ok: false, faults };
   const document = structuredClone(d);
@@ -310,15 +483,24 @@ export function compileMapping(doc: unknown, version: number): CompileResult {
       document,
       translate(c) {
         const caseFaults: ErrorDetail[] = [];
-        const out: TranslatedRoute[] = routes.map((r) => {
+        const scope: Scope = { root: c, here: c, at: '' };
+        const out: TranslatedRoute[] = [];
+        for (const r of routes) {
+          if (r.when && !r.when(scope)) continue;
           const payload: Record<string, unknown> = {};
           for (const [k, p] of r.fields) {
-            const v = p(c, caseFaults);
+            const v = p(scope, caseFaults);
             if (v !== undefined) payload[k] = v;
           }
-          return { department: r.department, businessType: r.businessType, payload };
-        });
+          out.push({ department: r.department, businessType: r.businessType, payload });
+        }
+        if (!caseFaults.length && out.length === 0)
+          caseFaults.push({ path: 'itemCode', code: 'NO_ROUTE', message: `no route of item ${d.itemCode} applies to this case` });
         return caseFaults.length ? { ok: false, faults: dedupeFaults(caseFaults) } : { ok: true, routes: out };
+      },
+      statusFor(dept, departmentStatus) {
+        const r = routes.find((x) => x.department === dept);
+        return r && Object.hasOwn(r.statuses, departmentStatus) ? r.statuses[departmentStatus] : undefined;
       },
     },
   };

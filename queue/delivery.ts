@@ -11,12 +11,14 @@ import type { Connector } from '../connectors/types.js';
 import type { CaseDoc, Ledger, RouteState } from './ledger.js';
 import type { CheckJob, Queues, SubmitJob } from './queues.js';
 import { applyDepartmentEvent } from './results.js';
+import type { MappingStore } from '../mappings/store.js';
 
 export interface DeliveryDeps {
   ledger: Ledger;
   queues: Queues;
   connectors: ReadonlyMap<DepartmentId, Connector>;
   log: Logger;
+  mappings?: Pick<MappingStore, 'compiledVersion'>;
   /** How long a route may stay silent before it is reconciled (callback departments) or polled. */
   checkAfterMs(d: DepartmentId): number;
   authPauseMs(d: DepartmentId): number;

@@ -4,6 +4,7 @@ import { isFinalRouteStatus, type DepartmentId } from '../model/case.js';
 import type { DepartmentEvent } from '../model/department-event.js';
 import type { Ledger } from './ledger.js';
 import type { Queues } from './queues.js';
+import type { MappingStore } from '../mappings/store.js';
 
 export type ApplyResult = 'applied' | 'unchanged' | 'duplicate' | 'stale' | 'final' | 'unknown-route';
 
@@ -11,13 +12,22 @@ export interface ResultDeps {
   ledger: Ledger;
   queues: Queues;
   log: Logger;
+  /** The mapping versions cases were accepted with: a route's own status table wins over the connector's. */
+  mappings?: Pick<MappingStore, 'compiledVersion'>;
 }
 
 /**
  * Orders by the department's own time: an event older than the last one applied is ignored, the
  * same status at the same time is a duplicate, and a final route never changes again.
  */
-export async function applyDepartmentEvent(deps: ResultDeps, caseNo: string, department: DepartmentId, ev: DepartmentEvent): Promise<ApplyResult> {
+export async function applyDepartmentEvent(deps: ResultDeps, caseNo: string, department: DepartmentId, given: DepartmentEvent): Promise<ApplyResult> {
+  let ev = given;
+  if (deps.mappings) {
+    const doc = await deps.ledger.get(caseNo);
+    const mapping = doc ? await deps.mappings.compiledVersion(doc.itemCode, doc.mappingVersion) : null;
+    const mapped = mapping?.statusFor(department, given.departmentStatus);
+    if (mapped) ev = { ...given, status: mapped };
+  }
   let result: ApplyResult = 'applied';
   const res = await deps.ledger.mutate(caseNo, (doc) => {
     const r = doc.routes.find((x) => x.department === department);

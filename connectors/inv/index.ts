@@ -119,17 +119,32 @@ export class InvConnector implements Connector {
     return { ok: false, outcome: { kind: 'auth', fault: fault('DEPT_AUTH_REFUSED', 'a fresh token was refused too', 'invalid_token') } };
   }
 
-  async submit(req: SubmitRequest): Promise<Outcome<Receipt>> {
+  /** The one builder of a submission: `submit` sends it, `preview` shows it. */
+  private buildSubmit(req: SubmitRequest): { ok: true; path: string; body: string; headers: Record<string, string> } | { ok: false; fault: DepartmentFault } {
     const { project_code: projectCode, ...fields } = req.payload;
-    if (typeof projectCode !== 'string' || !projectCode)
-      return { kind: 'permanent', fault: fault('MAPPING_INCOMPLETE', 'the mapping gave no project_code for the inv route') };
-    const body = { ...fields, request_id: req.key, matter_code: req.businessType };
-    const path = `/api/v1/projects/${encodeURIComponent(projectCode)}/applications`;
-    const call = await this.authorised((token) =>
-      this.http.client.post(path, JSON.stringify(body), {
-        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json; charset=utf-8', 'Idempotency-Key': req.key },
-      }),
-    );
+    if (typeof projectCode !== 'string' || !projectCode) return { ok: false, fault: fault('MAPPING_INCOMPLETE', 'the mapping gave no project_code for the inv route') };
+    const body = JSON.stringify({ ...fields, request_id: req.key, matter_code: req.businessType });
+    return {
+      ok: true,
+      path: `/api/v1/projects/${encodeURIComponent(projectCode)}/applications`,
+      body,
+      headers: { 'Content-Type': 'application/json; charset=utf-8', 'Idempotency-Key': req.key },
+    };
+  }
+
+  preview(req: SubmitRequest) {
+    const b = this.buildSubmit(req);
+    if (!b.ok) return { ok: false as const, fault: b.fault };
+    return {
+      ok: true as const,
+      request: { method: 'POST', url: this.cfg.baseUrl.replace(/\/+$/, '') + b.path, headers: { Authorization: 'Bearer <access token>', ...b.headers }, body: b.body, encoding: 'utf-8' as const },
+    };
+  }
+
+  async submit(req: SubmitRequest): Promise<Outcome<Receipt>> {
+    const b = this.buildSubmit(req);
+    if (!b.ok) return { kind: 'permanent', fault: b.fault };
+    const call = await this.authorised((token) => this.http.client.post(b.path, b.body, { headers: { Authorization: `Bearer ${token}`, ...b.headers } }));
     if (!call.ok) return call.outcome;
     return this.classifySubmit(call.res);
   }
