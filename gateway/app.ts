@@ -47,7 +47,7 @@ export function sendError(reply: FastifyReply, e: GatewayError) {
 
 export function buildApp(d: AppDeps): FastifyInstance {
   const app = Fastify({ bodyLimit: d.bodyLimitBytes, trustProxy: false, return503OnClosing: true });
-  const intake = new Intake({ ledger: d.ledger, queues: d.queues, mappings: d.mappings, log: d.log, usccExceptions: d.usccExceptions });
+  const intake = new Intake({ ledger: d.ledger, queues: d.queues, mappings: d.mappings, log: d.log, usccExceptions: d.usccExceptions, connected: new Set(d.connectors.keys()) });
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {

@@ -34,6 +34,8 @@ export interface IntakeDeps {
   mappings: MappingStore;
   log: Logger;
   usccExceptions: ReadonlySet<string>;
+  /** Departments this installation delivers to; a case routed elsewhere is refused, not parked. */
+  connected: ReadonlySet<DepartmentId>;
 }
 
 export class Intake {
@@ -45,6 +47,13 @@ export class Intake {
     if (!mapping) throw new GatewayError('MAPPING_NOT_FOUND', `no mapping for item ${c.itemCode}`, [{ path: 'itemCode', code: 'MAPPING_NOT_FOUND', message: 'unknown or retired item code' }]);
     const t = mapping.translate(c);
     if (!t.ok) throw new GatewayError('MAPPING_INPUT_INVALID', `the case lacks what item ${c.itemCode} needs`, t.faults);
+    const missing = t.routes.map((r) => r.department).filter((d) => !this.d.connected.has(d));
+    if (missing.length)
+      throw new GatewayError(
+        'DEPARTMENT_NOT_CONNECTED',
+        `item ${c.itemCode} routes to ${missing.join(', ')}, which this gateway does not deliver to`,
+        missing.map((d) => ({ path: 'itemCode', code: 'DEPARTMENT_NOT_CONNECTED', message: `department ${d} is not enabled in this gateway's configuration` })),
+      );
     const bodyHash = createHash('sha256').update(canonicalJson(body)).digest('hex');
     const routes = t.routes.map((r) => ({ ...r, key: routeKey(c.caseNo, r.department) }));
     const res = await this.d.ledger.create(c, bodyHash, mapping.version, routes);

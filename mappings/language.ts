@@ -39,6 +39,8 @@ export interface ValueSpec {
    * reaches the whole case.
    */
   list?: { path: string; item: ValueSpec; maxItems?: number };
+  /** How many elements the array (or entries the object) at this path has; 0 when absent. */
+  count?: string;
 }
 
 /** A test on the case. Leaves: `path` with one of equals, notEquals, in, exists. */
@@ -122,6 +124,7 @@ const valueSpecSchema = {
       required: ['path', 'item'],
       properties: { path: { type: 'string', minLength: 1, maxLength: 200 }, item: { $ref: 'valueSpec' }, maxItems: { type: 'integer', minimum: 1 } },
     },
+    count: { type: 'string', minLength: 1, maxLength: 200 },
   },
 } as const;
 
@@ -330,9 +333,9 @@ function toHalfWidth(v: string): string {
 
 /** Compiles one value spec; `where` is the spec's own location in the document, for faults. */
 function compileValue(spec: ValueSpec, where: string, docFaults: ErrorDetail[]): Producer {
-  const sources = [spec.path, spec.const, spec.fields, spec.list].filter((x) => x !== undefined).length;
-  if (sources === 0) docFaults.push({ path: where, code: 'NO_SOURCE', message: 'needs one of path, const, fields or list' });
-  if (sources > 1) docFaults.push({ path: where, code: 'AMBIGUOUS_SOURCE', message: 'path, const, fields and list exclude each other' });
+  const sources = [spec.path, spec.const, spec.fields, spec.list, spec.count].filter((x) => x !== undefined).length;
+  if (sources === 0) docFaults.push({ path: where, code: 'NO_SOURCE', message: 'needs one of path, const, fields, list or count' });
+  if (sources > 1) docFaults.push({ path: where, code: 'AMBIGUOUS_SOURCE', message: 'path, const, fields, list and count exclude each other' });
   const when = spec.when ? compileCondition(spec.when, `${where}.when`, docFaults) : null;
   const inner = compileSource(spec, where, docFaults);
   return when ? (s, f) => (when(s) ? inner(s, f) : undefined) : inner;
@@ -377,6 +380,14 @@ function compileSource(spec: ValueSpec, where: string, docFaults: ErrorDetail[])
         return undefined;
       }
       return out;
+    };
+  }
+
+  if (spec.count !== undefined) {
+    const src = compileRead(spec.count, `${where}.count`, docFaults);
+    return (scope) => {
+      const v = src?.read(scope);
+      return Array.isArray(v) ? v.length : v && typeof v === 'object' ? Object.keys(v).length : 0;
     };
   }
 

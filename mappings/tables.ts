@@ -5,7 +5,9 @@
 export const SHARED_TABLES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   'gender.si': { male: '1', female: '2', unknown: '9' },
   'gender.ps': { male: '1', female: '2', unknown: '0' },
-  'idType.tax': { ID_CARD: '201', PASSPORT: '227' },
+  // 201 居民身份证, 227 中国护照, 208 外国护照 (dept-tax.md). The unified PASSPORT is taken as a Chinese
+  // passport; a foreign one is FOREIGN_PASSPORT in the item's form (the unified idType has no such value).
+  'idType.tax': { ID_CARD: '201', PASSPORT: '227', FOREIGN_PASSPORT: '208' },
   /** Unified ethnicity codes are GB 3304 already; the table checks the value is one of them. */
   ethnicity: Object.fromEntries(
     Array.from({ length: 56 }, (_, i) => {

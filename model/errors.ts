@@ -22,6 +22,8 @@ export const ErrorCodes = {
   RATE_LIMITED: 429,
   // gateway faults (5xx)
   SERVICE_UNAVAILABLE: 503,
+  /** Our configuration, not the caller's fault: the item routes to a department not enabled here. */
+  DEPARTMENT_NOT_CONNECTED: 503,
   INTERNAL: 500,
 } as const;
 

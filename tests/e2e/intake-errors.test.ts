@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
-import { invCase } from '../fixtures/cases.js';
+import { invCase, sampleCaseFor } from '../fixtures/cases.js';
 
 let redis: Awaited<ReturnType<typeof startTestRedis>>;
 let gw: TestGateway;
@@ -141,8 +141,14 @@ describe('tokens API', () => {
     expect(r.body.error.details.map((d: { path: string }) => d.path)).toEqual(expect.arrayContaining(['name', 'role']));
   });
 
+  it('an item routed to a department this gateway does not deliver to: 503, naming it, not parked', async () => {
+    const r = await post(sampleCaseFor('640100-QYKB-0001', 'JOINT-1'));
+    expectError(r, 503, 'DEPARTMENT_NOT_CONNECTED', 'itemCode');
+    expect(r.body.error.message).toContain('tax, si');
+  });
+
   it('and records nothing for any of them', async () => {
-    for (const c of ['BIG-1', 'UNK-1', 'CHK-1', 'CHK-2', 'CONS-1', 'ITEM-1', 'MAP-1', 'AUTH-1']) expect(await gw.ledger.get(c), c).toBeNull();
+    for (const c of ['BIG-1', 'UNK-1', 'CHK-1', 'CHK-2', 'CONS-1', 'ITEM-1', 'MAP-1', 'AUTH-1', 'JOINT-1']) expect(await gw.ledger.get(c), c).toBeNull();
     const r = await gw.call('GET', '/v1/cases', { token: gw.platformToken });
     expect(r.body.items).toEqual([]);
   });

@@ -112,6 +112,15 @@ describe('repeated groups', () => {
   });
 });
 
+describe('counts', () => {
+  it('count the elements of an array or the entries of an object, 0 when absent', () => {
+    const c = { ...base, materials: [{ id: 'M1' }, { id: 'M2' }], form: { a: 1, b: 2, c: 3 } };
+    expect(payload({ m: { count: 'materials' }, f: { count: 'form' }, none: { count: 'form.nothing' } }, c)).toEqual({ m: 2, f: 3, none: 0 });
+    const r = compileMapping({ itemCode: 'T', routes: [route({ m: { count: 'materials', path: 'x' } })] }, 1);
+    expect(!r.ok && r.faults.map((f) => f.code)).toEqual(['AMBIGUOUS_SOURCE']);
+  });
+});
+
 describe('status tables', () => {
   it('map department statuses to unified ones, per route, own keys only', () => {
     const m = mapping([route({}, { statuses: { '1': 'SUBMITTED', '3': 'APPROVED', '5': 'RETURNED' } })]);

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { compileMapping, type CompiledMapping } from '../../mappings/language.js';
 import type { UnifiedCase } from '../../model/case.js';
-import { invCase } from '../fixtures/cases.js';
+import { invCase, sampleCaseFor } from '../fixtures/cases.js';
+import { validateCase } from '../../gateway/case-validation.js';
 
 const seedsDir = fileURLToPath(new URL('../../mappings/seeds/', import.meta.url));
 
@@ -138,13 +139,50 @@ describe('mapping documents are validated with every fault and its path', () => 
 
 describe('seed mappings', () => {
   const seeds = readdirSync(seedsDir).filter((f) => f.endsWith('.yaml'));
-  it.each(seeds)('%s compiles and translates the sample case', (file) => {
+  it('there are at least eight, across all four departments, with a joint item', () => {
+    const docs = seeds.map((f) => parseYaml(readFileSync(seedsDir + f, 'utf8')) as { itemCode: string; routes: { department: string }[] });
+    expect(docs.length).toBeGreaterThanOrEqual(8);
+    expect(new Set(docs.flatMap((d) => d.routes.map((r) => r.department)))).toEqual(new Set(['si', 'tax', 'ps', 'inv']));
+    expect(docs.find((d) => d.itemCode === '640100-QYKB-0001')!.routes.map((r) => r.department)).toEqual(['tax', 'si']);
+    // File name and item code agree, so an admin finds the seed of an item.
+    for (const [i, f] of seeds.entries()) expect(f).toBe(`${docs[i]!.itemCode}.yaml`);
+  });
+
+  it.each(seeds)('%s compiles and translates its sample case', (file) => {
     const r = compileMapping(parseYaml(readFileSync(seedsDir + file, 'utf8')), 1);
     expect(r.ok, JSON.stringify(!r.ok && r.faults)).toBe(true);
     if (!r.ok) return;
-    const c = { ...invCase('SEED-1'), itemCode: r.mapping.itemCode };
-    const t = r.mapping.translate(c as UnifiedCase);
+    const sample = sampleCaseFor(r.mapping.itemCode);
+    // The sample is a valid unified case, as the platform would send it.
+    expect(() => validateCase(JSON.parse(JSON.stringify(sample)), { usccExceptions: new Set(), now: new Date('2026-11-24T12:00:00Z') })).not.toThrow();
+    const t = r.mapping.translate(sample);
     expect(t.ok, JSON.stringify(!t.ok && t.faults)).toBe(true);
+  });
+
+  it('企业开办 gives the tax and si requests of their specs', () => {
+    const r = compileMapping(parseYaml(readFileSync(seedsDir + '640100-QYKB-0001.yaml', 'utf8')), 1);
+    if (!r.ok) throw new Error('seed does not compile');
+    const t = r.mapping.translate(sampleCaseFor('640100-QYKB-0001'));
+    expect(t.ok && t.routes).toEqual([
+      expect.objectContaining({ department: 'tax', businessType: 'SWDJ01', payload: expect.objectContaining({ nsrsbh: '91350100M000100Y43', fddbrsfzjlx: '201', fddbrsfzjhm: '440524188001010014', kyrq: '2026-12-01', extra: { accountingSystem: '小企业会计准则', invoiceNeeded: 'true' } }) }),
+      expect.objectContaining({
+        department: 'si',
+        businessType: 'SI0102',
+        payload: { person: { aac002: '440524188001010014', aac003: '李四', aac004: '1', aac006: '18800101', aae005: '0951-0000000' }, unit: { aab004: '银川某某新能源有限公司', aab998: '91350100M000100Y43' }, items: [{ key: 'employee', value: '110101199003074477' }], materialCount: 0 },
+      }),
+    ]);
+    expect(r.mapping.statusFor('si', '05')).toBe('RETURNED');
+    expect(r.mapping.statusFor('tax', 'REVIEWING')).toBe('IN_REVIEW');
+  });
+
+  it('出生登记 gives the ps SQR and KZXX/XX list', () => {
+    const r = compileMapping(parseYaml(readFileSync(seedsDir + '640100-PS-0101.yaml', 'utf8')), 1);
+    if (!r.ok) throw new Error('seed does not compile');
+    const t = r.mapping.translate(sampleCaseFor('640100-PS-0101'));
+    expect(t.ok && t.routes[0]!.payload).toEqual({
+      SQR: { GMSFHM: '11010519491231002X', XM: '张三', XB: '2', MZ: '01', CSRQ: '19491231', LXDH: '13800000000', ZZ: '银川市兴庆区解放西街1号' },
+      KZXX: { XX: [{ DM: 'XSEXM', value: '张小某' }, { DM: 'XSEXB', value: '2' }, { DM: 'XSECSRQ', value: '2026-11-01' }, { DM: 'XSECSD', value: '银川市妇幼保健院' }, { DM: 'YSQRGX', value: '母女' }] },
+    });
   });
 
   it('640100-INV-0201 gives the inv request of the spec', () => {
