@@ -27,8 +27,22 @@ export interface CallbackEvent {
 }
 
 export type CallbackResult =
-  | { ok: true; events: CallbackEvent[]; /** the body the department expects on success */ reply: unknown }
-  | { ok: false; status: 400 | 401; code: string; message: string };
+  | {
+      ok: true;
+      events: CallbackEvent[];
+      /** the body the department expects on success */
+      reply: unknown;
+      /** A one-time value (nonce) the gateway must not accept twice within ttlSeconds. */
+      replay?: { id: string; ttlSeconds: number };
+    }
+  | { ok: false; status: 400 | 401; code: string; message: string; /** the department's own error body, if it has one */ reply?: unknown };
+
+/** The request line of an inbound callback, for departments that sign it. */
+export interface CallbackTarget {
+  method: string;
+  /** Path and query exactly as requested. */
+  pathAndQuery: string;
+}
 
 /** A department request exactly as it would go on the wire, for the mapping preview. */
 export interface RequestPreview {
@@ -51,6 +65,6 @@ export interface Connector {
   preview(req: SubmitRequest): { ok: true; request: RequestPreview } | { ok: false; fault: { code: string; message: string } };
   fetchResult(receiptNo: string): Promise<Outcome<DepartmentEvent>>;
   /** Verifies and parses a callback from the raw bytes as received. Absent where the department never calls. */
-  parseCallback?(raw: Buffer, headers: Record<string, string | string[] | undefined>, now: number): CallbackResult;
+  parseCallback?(raw: Buffer, headers: Record<string, string | string[] | undefined>, now: number, target: CallbackTarget): CallbackResult;
   close(): Promise<void>;
 }

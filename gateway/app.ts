@@ -167,20 +167,32 @@ export function buildApp(d: AppDeps): FastifyInstance {
       const dept = req.params.dept;
       const connector = isDepartment(dept) ? d.connectors.get(dept) : undefined;
       if (!connector?.parseCallback) throw new GatewayError('NOT_FOUND', `no callbacks are taken for ${dept}`);
-      const parsed = connector.parseCallback(req.rawBody ?? Buffer.alloc(0), req.headers, Date.now());
+      const parsed = connector.parseCallback(req.rawBody ?? Buffer.alloc(0), req.headers, Date.now(), { method: req.method, pathAndQuery: req.url });
       if (!parsed.ok) {
         d.log.warn({ department: dept, code: parsed.code, reason: parsed.message }, 'callback refused');
-        return reply.status(parsed.status).send({ error: { code: parsed.code, message: parsed.message, details: [] } });
+        return reply.status(parsed.status).send(parsed.reply ?? { error: { code: parsed.code, message: parsed.message, details: [] } });
       }
-      for (const ev of parsed.events) {
-        const ref =
-          (ev.key ? await d.ledger.findByRouteKey(ev.key) : null) ?? (ev.receiptNo ? await d.ledger.findByReceipt(connector.department, ev.receiptNo) : null);
-        if (!ref || ref.department !== connector.department) {
-          d.log.warn({ department: dept, receiptNo: ev.receiptNo }, 'callback for a route this gateway does not know');
-          throw new GatewayError('CASE_NOT_FOUND', 'no route matches this callback');
+      // A signed request seen before (same nonce) is a replay: refused, whatever it says.
+      const replayKey = parsed.replay ? `{${d.ns}}:replay:${dept}:${parsed.replay.id}` : null;
+      if (replayKey && (await d.redis.set(replayKey, '1', 'EX', parsed.replay!.ttlSeconds, 'NX')) !== 'OK') {
+        d.log.warn({ department: dept, code: 'REPLAYED' }, 'callback refused: nonce already seen');
+        return reply.status(401).send({ error: { code: 'REPLAYED', message: 'this nonce was already used', details: [] } });
+      }
+      try {
+        for (const ev of parsed.events) {
+          const ref =
+            (ev.key ? await d.ledger.findByRouteKey(ev.key) : null) ?? (ev.receiptNo ? await d.ledger.findByReceipt(connector.department, ev.receiptNo) : null);
+          if (!ref || ref.department !== connector.department) {
+            d.log.warn({ department: dept, receiptNo: ev.receiptNo }, 'callback for a route this gateway does not know');
+            throw new GatewayError('CASE_NOT_FOUND', 'no route matches this callback');
+          }
+          // Recorded durably (AOF always) before the department hears 2xx.
+          await applyDepartmentEvent({ ledger: d.ledger, queues: d.queues, log: d.log, mappings: d.mappings }, ref.caseNo, ref.department, ev.event);
         }
-        // Recorded durably (AOF always) before the department hears 2xx.
-        await applyDepartmentEvent({ ledger: d.ledger, queues: d.queues, log: d.log, mappings: d.mappings }, ref.caseNo, ref.department, ev.event);
+      } catch (e) {
+        // Not recorded: the department will send it again, perhaps with the same nonce.
+        if (replayKey) await d.redis.del(replayKey).catch(() => undefined);
+        throw e;
       }
       return reply.status(200).send(parsed.reply);
     });

@@ -57,7 +57,11 @@ function departmentSchema(dept: DepartmentId): JsonSchema {
       callbackToleranceSeconds: { type: 'integer', minimum: 1, default: 300 },
     },
     si: { username: { type: 'string', default: 'gateway' }, password: secret('WS-Security password') },
-    tax: { appId: { type: 'string', default: 'gateway' }, appSecret: secret('HMAC key of request signing') },
+    tax: {
+      appId: { type: 'string', minLength: 1, default: 'gateway' },
+      appSecret: secret('HMAC key of request signing, both directions'),
+      callbackToleranceSeconds: { type: 'integer', minimum: 1, default: 300 },
+    },
     ps: {
       senderCode: { type: 'string', default: 'GATEWAY' },
       caFile: { type: 'string' },
@@ -211,7 +215,7 @@ export interface GatewayConfig {
   departments: {
     inv: InvConfig;
     si: DepartmentConfigBase & { username: string; password?: string };
-    tax: DepartmentConfigBase & { appId: string; appSecret?: string };
+    tax: DepartmentConfigBase & { appId: string; appSecret?: string; callbackToleranceSeconds: number };
     ps: DepartmentConfigBase & { senderCode: string; caFile?: string; certFile?: string; keyFile?: string };
   };
 }
@@ -373,7 +377,9 @@ export function loadConfig(opts: LoadOptions = {}): GatewayConfig {
     if (!inv.clientSecret) faults.push({ path: 'departments.inv.clientSecret', code: 'REQUIRED', message: `set ${envName(['departments', 'inv', 'clientSecret'])}` });
     if (!inv.webhookSecret) faults.push({ path: 'departments.inv.webhookSecret', code: 'REQUIRED', message: `set ${envName(['departments', 'inv', 'webhookSecret'])}` });
   }
-  for (const d of ['si', 'tax', 'ps'] as const) {
+  const tax = cfg.departments.tax;
+  if (tax.enabled && !tax.appSecret) faults.push({ path: 'departments.tax.appSecret', code: 'REQUIRED', message: `set ${envName(['departments', 'tax', 'appSecret'])}` });
+  for (const d of ['si', 'ps'] as const) {
     if (cfg.departments[d].enabled)
       faults.push({ path: `departments.${d}.enabled`, code: 'NOT_AVAILABLE', message: `the ${d} connector is not part of this release yet` });
   }

@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DepartmentId } from '../model/case.js';
 import type { Connector } from '../connectors/types.js';
+import { TaxConnector } from '../connectors/tax/index.js';
 import { InvConnector } from '../connectors/inv/index.js';
 import { MappingStore } from '../mappings/store.js';
 import { Ledger } from '../queue/ledger.js';
@@ -51,6 +52,15 @@ export function buildConnectors(cfg: GatewayConfig, log: Logger): Map<Department
           callbackToleranceSeconds: inv.callbackToleranceSeconds,
         },
         log.child({ department: 'inv' }),
+      ),
+    );
+  const tax = cfg.departments.tax;
+  if (tax.enabled)
+    m.set(
+      'tax',
+      new TaxConnector(
+        { baseUrl: tax.baseUrl, appId: tax.appId, appSecret: tax.appSecret!, timeoutMs: tax.timeoutMs, maxAnswerBytes: tax.maxAnswerBytes, callbackToleranceSeconds: tax.callbackToleranceSeconds },
+        log.child({ department: 'tax' }),
       ),
     );
   return m;

@@ -193,6 +193,7 @@ export class InvConnector implements Connector {
   }
 
   parseCallback(raw: Buffer, headers: Record<string, string | string[] | undefined>, now: number): CallbackResult {
+    // inv signs the body only (X-Inv-Signature), so the request line is not needed.
     const sig = verifySignatureHeader(headers['x-inv-signature'], raw, this.cfg.webhookSecret, now, this.cfg.callbackToleranceSeconds);
     if (!sig.ok) return { ok: false, status: 401, code: 'BAD_SIGNATURE', message: sig.message };
     let body: unknown;

@@ -36,6 +36,7 @@ export async function startTestGateway(opts: { redisUrl: string; overrides?: Rec
     GATEWAY_PLATFORM_EVENT_SECRET: EVENT_SECRET,
     GATEWAY_DEPARTMENTS_INV_CLIENT_SECRET: 'sim-client-secret',
     GATEWAY_DEPARTMENTS_INV_WEBHOOK_SECRET: 'sim-webhook-secret',
+    GATEWAY_DEPARTMENTS_TAX_APP_SECRET: 'sim-tax-secret',
     REDIS_URL: opts.redisUrl,
   };
   const cfg = loadConfig({

@@ -1,0 +1,178 @@
+/**
+ * 税务 tax system (specs/dept-tax.md): signed REST/JSON both ways, results by signed webhook with a
+ * replay store (the gateway keeps the nonces), GET for reconciliation.
+ */
+import type { AxiosResponse } from 'axios';
+import type { Logger } from 'pino';
+import type { RouteStatus } from '../../model/case.js';
+import type { DepartmentEvent } from '../../model/department-event.js';
+import type { DepartmentFault, Outcome } from '../../model/outcome.js';
+import { createHttp, jsonObject, retryAfterMs, transportMessage } from '../http.js';
+import type { CallbackResult, CallbackTarget, Connector, Receipt, RequestPreview, SubmitRequest } from '../types.js';
+import { sha256Hex, signedHeaders, verifySigned } from './signing.js';
+
+export interface TaxConnectorConfig {
+  baseUrl: string;
+  appId: string;
+  appSecret: string;
+  timeoutMs: number;
+  maxAnswerBytes: number;
+  callbackToleranceSeconds: number;
+}
+
+export const TAX_STATUS: Readonly<Record<string, RouteStatus>> = {
+  ACCEPTED: 'SUBMITTED',
+  REVIEWING: 'IN_REVIEW',
+  APPROVED: 'APPROVED',
+  REJECTED: 'REJECTED',
+  RETURNED: 'RETURNED',
+};
+
+/** The spec keeps nonces 10 minutes; the gateway remembers them as long. */
+const NONCE_TTL_SECONDS = 600;
+
+const fault = (code: string, message: string, departmentCode?: string): DepartmentFault =>
+  departmentCode === undefined ? { code, message } : { code, message, departmentCode };
+
+export class TaxConnector implements Connector {
+  readonly department = 'tax' as const;
+  readonly resultMode = 'callback' as const;
+  private readonly http;
+  private readonly basePath: string;
+
+  constructor(
+    private readonly cfg: TaxConnectorConfig,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.http = createHttp({ baseUrl: cfg.baseUrl, timeoutMs: cfg.timeoutMs, maxAnswerBytes: cfg.maxAnswerBytes });
+    // The signed PATH_AND_QUERY is the full path on the department's host, base path included.
+    this.basePath = new URL(cfg.baseUrl).pathname.replace(/\/+$/, '');
+  }
+
+  async close(): Promise<void> {
+    this.http.close();
+  }
+
+  private buildSubmit(req: SubmitRequest) {
+    const body = JSON.stringify({ bizSerialNo: req.key, bizType: req.businessType, ...req.payload });
+    return { path: '/api/v2/tax-registrations', body };
+  }
+
+  preview(req: SubmitRequest): { ok: true; request: RequestPreview } {
+    const b = this.buildSubmit(req);
+    const signed = signedHeaders(this.cfg.appId, '<app secret>', 'POST', this.basePath + b.path, sha256Hex(b.body), this.now());
+    return {
+      ok: true,
+      request: {
+        method: 'POST',
+        url: this.cfg.baseUrl.replace(/\/+$/, '') + b.path,
+        // The signature changes with every request (timestamp, nonce): shown as a placeholder.
+        headers: { 'Content-Type': 'application/json; charset=utf-8', ...signed, 'X-Signature': '<HMAC-SHA256 of the request>' },
+        body: b.body,
+        encoding: 'utf-8',
+      },
+    };
+  }
+
+  private async send(method: 'GET' | 'POST', path: string, body?: string): Promise<{ ok: true; res: AxiosResponse } | { ok: false; outcome: Outcome<never> }> {
+    const headers: Record<string, string> = signedHeaders(this.cfg.appId, this.cfg.appSecret, method, this.basePath + path, sha256Hex(body ?? ''), this.now());
+    if (body !== undefined) headers['Content-Type'] = 'application/json; charset=utf-8';
+    try {
+      const res = await this.http.client.request({ method, url: path, data: body, headers });
+      return { ok: true, res };
+    } catch (e) {
+      return { ok: false, outcome: { kind: 'retry', fault: fault('DEPT_UNREACHABLE', transportMessage(e)) } };
+    }
+  }
+
+  /** The answers every tax endpoint shares: signing refusals, rate limit, busy. Null: endpoint-specific. */
+  private common(res: AxiosResponse, body: Record<string, unknown> | null): Outcome<never> | null {
+    const code = typeof body?.code === 'string' ? body.code : undefined;
+    const msg = typeof body?.message === 'string' && body.message ? body.message : `HTTP ${res.status}${code ? ` ${code}` : ''}`;
+    if (res.status === 401) {
+      // 1002: our clock is off or a nonce collided — a fresh signature may pass; 1001/1003: our configuration.
+      if (code === '1002') return { kind: 'retry', fault: fault('DEPT_SIGNATURE_STALE', msg, code) };
+      return { kind: 'auth', fault: fault('DEPT_AUTH_REFUSED', msg, code ?? '401') };
+    }
+    if (res.status === 429) return { kind: 'retry-after', delayMs: retryAfterMs(res.headers['retry-after'], 1000), fault: fault('DEPT_RATE_LIMITED', msg, code ?? '429') };
+    if (res.status >= 500 || res.status === 408) return { kind: 'retry', fault: fault('DEPT_UNAVAILABLE', msg, code ?? String(res.status)) };
+    return null;
+  }
+
+  async submit(req: SubmitRequest): Promise<Outcome<Receipt>> {
+    const b = this.buildSubmit(req);
+    const sent = await this.send('POST', b.path, b.body);
+    if (!sent.ok) return sent.outcome;
+    const res = sent.res;
+    const body = jsonObject(res);
+    const shared = this.common(res, body);
+    if (shared) return shared;
+    const code = typeof body?.code === 'string' ? body.code : undefined;
+    const msg = typeof body?.message === 'string' && body.message ? body.message : (code ?? `HTTP ${res.status}`);
+    const applyNo = (body?.data as { applyNo?: unknown } | undefined)?.applyNo;
+    if (res.status === 200 && (code === '0000' || code === '2001')) {
+      if (typeof applyNo !== 'string' || !applyNo) return { kind: 'retry', fault: fault('DEPT_BAD_ANSWER', `${code} without data.applyNo`, code) };
+      return { kind: code === '0000' ? 'ok' : 'duplicate', value: { receiptNo: applyNo } };
+    }
+    if (res.status === 400 && code === '3001') return { kind: 'permanent', fault: fault('DEPT_REJECTED_DATA', msg, code) };
+    if (res.status === 400 && code === '3002') return { kind: 'permanent', fault: fault('DEPT_REFUSED', msg, code) };
+    if (res.status === 200) return { kind: 'retry', fault: fault('DEPT_BAD_ANSWER', `200 with code ${code ?? '(none)'}: ${msg}`, code ?? '200') };
+    return { kind: 'permanent', fault: fault('DEPT_UNEXPECTED_ANSWER', msg, code ?? String(res.status)) };
+  }
+
+  async fetchResult(receiptNo: string): Promise<Outcome<DepartmentEvent>> {
+    const sent = await this.send('GET', `/api/v2/tax-registrations/${encodeURIComponent(receiptNo)}`);
+    if (!sent.ok) return sent.outcome;
+    const body = jsonObject(sent.res);
+    const shared = this.common(sent.res, body);
+    if (shared) return shared;
+    if (sent.res.status === 200 && body?.code === '0000') {
+      const parsed = parseStatus(body.data, 'reconcile');
+      return parsed.ok ? { kind: 'ok', value: parsed.event } : { kind: 'retry', fault: fault('DEPT_BAD_ANSWER', parsed.message, '0000') };
+    }
+    return { kind: 'permanent', fault: fault('DEPT_UNEXPECTED_ANSWER', typeof body?.message === 'string' ? body.message : `HTTP ${sent.res.status}`, typeof body?.code === 'string' ? body.code : String(sent.res.status)) };
+  }
+
+  parseCallback(raw: Buffer, headers: Record<string, string | string[] | undefined>, now: number, target: CallbackTarget): CallbackResult {
+    const v = verifySigned(headers, target.method, target.pathAndQuery, raw, { appId: this.cfg.appId, secret: this.cfg.appSecret, nowMs: now, toleranceSeconds: this.cfg.callbackToleranceSeconds });
+    if (!v.ok) return { ok: false, status: 401, code: 'BAD_SIGNATURE', message: v.fault.message, reply: { code: v.fault.code, message: v.fault.message } };
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return { ok: false, status: 400, code: 'MALFORMED_JSON', message: 'callback body is not JSON', reply: { code: '3001', message: 'body is not JSON' } };
+    }
+    const parsed = parseStatus(body, 'callback');
+    if (!parsed.ok) return { ok: false, status: 400, code: 'VALIDATION_FAILED', message: parsed.message, reply: { code: '3001', message: parsed.message } };
+    const key = (body as { bizSerialNo?: unknown }).bizSerialNo;
+    return {
+      ok: true,
+      events: [{ ...(typeof key === 'string' && key ? { key } : {}), receiptNo: parsed.event.receiptNo!, event: parsed.event }],
+      reply: { code: '0000' },
+      replay: { id: v.nonce, ttlSeconds: NONCE_TTL_SECONDS },
+    };
+  }
+}
+
+function parseStatus(data: unknown, source: string): { ok: true; event: DepartmentEvent } | { ok: false; message: string } {
+  const o = data && typeof data === 'object' && !Array.isArray(data) ? (data as Record<string, unknown>) : null;
+  if (!o) return { ok: false, message: 'not a JSON object' };
+  const status = o.status;
+  if (typeof status !== 'string' || !Object.hasOwn(TAX_STATUS, status)) return { ok: false, message: `unknown status ${JSON.stringify(status)}` };
+  const at = typeof o.statusTime === 'string' ? Date.parse(o.statusTime) : NaN;
+  if (Number.isNaN(at)) return { ok: false, message: 'statusTime is missing or not a time' };
+  if (typeof o.applyNo !== 'string' || !o.applyNo) return { ok: false, message: 'applyNo is missing' };
+  return {
+    ok: true,
+    event: {
+      receiptNo: o.applyNo,
+      status: TAX_STATUS[status]!,
+      departmentStatus: status,
+      occurredAt: at,
+      opinion: typeof o.opinion === 'string' && o.opinion ? o.opinion : null,
+      licence: o.licence && typeof o.licence === 'object' ? o.licence : null,
+      source,
+    },
+  };
+}
