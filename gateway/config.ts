@@ -44,8 +44,14 @@ function departmentSchema(dept: DepartmentId): JsonSchema {
     retry: retryPolicy(12, 2000, 600_000),
     /** After an auth refusal, how long delivery to the department pauses before one probe. */
     authPauseMs: { type: 'integer', minimum: 1000, default: 60_000 },
-    /** A route with no news for this long is reconciled (GET) or polled. */
+    /** Callback departments: a route with no callback for this long is reconciled by GET. */
     reconcileAfterSeconds: { type: 'integer', minimum: 1, default: 1800 },
+    /**
+     * Polling departments (si, ps): first poll this long after acceptance, then doubling while
+     * nothing changes, up to the ceiling. si and ps ask for at most one poll a minute: keep ≥ 60.
+     */
+    pollIntervalSeconds: { type: 'integer', minimum: 1, default: 60 },
+    pollMaxIntervalSeconds: { type: 'integer', minimum: 1, default: 1800 },
     maxAnswerBytes: { type: 'integer', minimum: 1024, default: 4 * 1024 * 1024 },
   };
   const own: Record<DepartmentId, Record<string, JsonSchema>> = {
@@ -184,6 +190,8 @@ export interface DepartmentConfigBase {
   retry: RetryPolicy;
   authPauseMs: number;
   reconcileAfterSeconds: number;
+  pollIntervalSeconds: number;
+  pollMaxIntervalSeconds: number;
   maxAnswerBytes: number;
 }
 
@@ -379,7 +387,9 @@ export function loadConfig(opts: LoadOptions = {}): GatewayConfig {
   }
   const tax = cfg.departments.tax;
   if (tax.enabled && !tax.appSecret) faults.push({ path: 'departments.tax.appSecret', code: 'REQUIRED', message: `set ${envName(['departments', 'tax', 'appSecret'])}` });
-  for (const d of ['si', 'ps'] as const) {
+  const si = cfg.departments.si;
+  if (si.enabled && !si.password) faults.push({ path: 'departments.si.password', code: 'REQUIRED', message: `set ${envName(['departments', 'si', 'password'])}` });
+  for (const d of ['ps'] as const) {
     if (cfg.departments[d].enabled)
       faults.push({ path: `departments.${d}.enabled`, code: 'NOT_AVAILABLE', message: `the ${d} connector is not part of this release yet` });
   }

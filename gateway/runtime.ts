@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DepartmentId } from '../model/case.js';
 import type { Connector } from '../connectors/types.js';
+import { SiConnector } from '../connectors/si/index.js';
 import { TaxConnector } from '../connectors/tax/index.js';
 import { InvConnector } from '../connectors/inv/index.js';
 import { MappingStore } from '../mappings/store.js';
@@ -54,6 +55,9 @@ export function buildConnectors(cfg: GatewayConfig, log: Logger): Map<Department
         log.child({ department: 'inv' }),
       ),
     );
+  const si = cfg.departments.si;
+  if (si.enabled)
+    m.set('si', new SiConnector({ baseUrl: si.baseUrl, username: si.username, password: si.password!, timeoutMs: si.timeoutMs, maxAnswerBytes: si.maxAnswerBytes }, log.child({ department: 'si' })));
   const tax = cfg.departments.tax;
   if (tax.enabled)
     m.set(
@@ -109,6 +113,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
         log,
         mappings,
         checkAfterMs: (d) => dcfg(d).reconcileAfterSeconds * 1000,
+        pollEvery: (d) => ({ firstMs: dcfg(d).pollIntervalSeconds * 1000, maxMs: Math.max(dcfg(d).pollIntervalSeconds, dcfg(d).pollMaxIntervalSeconds) * 1000 }),
         authPauseMs: (d) => dcfg(d).authPauseMs,
       },
       notify: {

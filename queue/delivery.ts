@@ -19,8 +19,10 @@ export interface DeliveryDeps {
   connectors: ReadonlyMap<DepartmentId, Connector>;
   log: Logger;
   mappings?: Pick<MappingStore, 'compiledVersion'>;
-  /** How long a route may stay silent before it is reconciled (callback departments) or polled. */
+  /** How long a route of a callback department may stay silent before it is reconciled by GET. */
   checkAfterMs(d: DepartmentId): number;
+  /** Polling departments: first poll, and the ceiling the interval doubles up to while nothing changes. */
+  pollEvery(d: DepartmentId): { firstMs: number; maxMs: number };
   authPauseMs(d: DepartmentId): number;
 }
 
@@ -57,7 +59,7 @@ export async function handleSubmit(job: Job<SubmitJob>, worker: Worker, deps: De
   }
   if (!deliverable(route)) {
     // Already submitted (e.g. this job stalled after recording): make sure results are followed.
-    if (route.receiptNo && !isFinalRouteStatus(route.status)) await deps.queues.addCheck(caseNo, department, deps.checkAfterMs(department));
+    if (route.receiptNo && !isFinalRouteStatus(route.status)) await deps.queues.addCheck(caseNo, department, firstCheckMs(deps, connector, department));
     log.debug({ status: route.status }, 'route already past submission; nothing to send');
     return { skipped: route.status };
   }
@@ -88,7 +90,7 @@ export async function handleSubmit(job: Job<SubmitJob>, worker: Worker, deps: De
         return d;
       });
       await notifyAfter(deps, caseNo, res);
-      await deps.queues.addCheck(caseNo, department, deps.checkAfterMs(department));
+      await deps.queues.addCheck(caseNo, department, firstCheckMs(deps, connector, department));
       log.info({ receiptNo: outcome.value.receiptNo, outcome: outcome.kind, ms }, 'department accepted');
       return { receiptNo: outcome.value.receiptNo, outcome: outcome.kind };
     }
@@ -145,32 +147,44 @@ async function recordError(deps: DeliveryDeps, caseNo: string, department: Depar
   });
 }
 
+function firstCheckMs(deps: DeliveryDeps, connector: Connector, d: DepartmentId): number {
+  return connector.resultMode === 'poll' ? deps.pollEvery(d).firstMs : deps.checkAfterMs(d);
+}
+
 /**
- * Follows a route's result: for a callback department, asks (GET) only when the route has been
- * silent longer than configured; for a polling department, asks every interval. The job re-delays
- * itself until the route is final, so one job per route exists at a time.
+ * Follows a route's result. A callback department is asked (GET) only when the route has been
+ * silent longer than configured. A polling department is asked after the first interval, then at
+ * doubling intervals while nothing changes (back to the first one after a change), never more
+ * often than configured and up to the ceiling. The job re-delays itself until the route is final,
+ * so one job per route exists at a time.
  */
-export async function handleCheck(job: Job<CheckJob>, token: string | undefined, deps: DeliveryDeps): Promise<unknown> {
+export async function handleCheck(job: Job<CheckJob & { quietPolls?: number }>, token: string | undefined, deps: DeliveryDeps): Promise<unknown> {
   const { caseNo, department } = job.data;
   const log = deps.log.child({ caseNo, department, jobId: job.id });
   const connector = deps.connectors.get(department);
-  const every = deps.checkAfterMs(department);
   const doc = await deps.ledger.get(caseNo);
   const route = doc && findRoute(doc, department);
   if (!route || isFinalRouteStatus(route.status)) return { done: route?.status ?? 'unknown' };
+  const polling = connector?.resultMode === 'poll';
+  const every = polling ? deps.pollEvery(department).firstMs : deps.checkAfterMs(department);
   let next = every;
   if (connector && route.receiptNo) {
     const silentFor = Date.now() - Date.parse(route.updatedAt);
-    if (connector.resultMode === 'callback' && silentFor < every) {
+    if (!polling && silentFor < every) {
       next = every - silentFor;
     } else {
       const outcome = await connector.fetchResult(route.receiptNo);
       if (outcome.kind === 'ok' || outcome.kind === 'duplicate') {
         const applied = await applyDepartmentEvent(deps, caseNo, department, outcome.value);
-        if (applied === 'applied' && isFinalRouteStatus(outcome.value.status)) return { done: outcome.value.status };
+        if ((applied === 'applied' || applied === 'final') && isFinalRouteStatus(outcome.value.status)) return { done: outcome.value.status };
+        if (polling) {
+          const quiet = applied === 'applied' ? 0 : (job.data.quietPolls ?? 0) + 1;
+          await job.updateData({ ...job.data, quietPolls: quiet });
+          next = Math.min(deps.pollEvery(department).maxMs, every * 2 ** quiet);
+        }
       } else {
-        log.warn({ outcome: outcome.kind, code: outcome.fault.code }, 'could not fetch the result; will ask again');
-        if (outcome.kind === 'retry-after') next = Math.max(outcome.delayMs, 1000);
+        log.warn({ outcome: outcome.kind, code: outcome.fault.code, departmentCode: outcome.fault.departmentCode }, 'could not fetch the result; will ask again');
+        if (outcome.kind === 'retry-after') next = Math.max(outcome.delayMs, every);
       }
     }
   }

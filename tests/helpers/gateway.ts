@@ -37,6 +37,7 @@ export async function startTestGateway(opts: { redisUrl: string; overrides?: Rec
     GATEWAY_DEPARTMENTS_INV_CLIENT_SECRET: 'sim-client-secret',
     GATEWAY_DEPARTMENTS_INV_WEBHOOK_SECRET: 'sim-webhook-secret',
     GATEWAY_DEPARTMENTS_TAX_APP_SECRET: 'sim-tax-secret',
+    GATEWAY_DEPARTMENTS_SI_PASSWORD: 'sim-si-password',
     REDIS_URL: opts.redisUrl,
   };
   const cfg = loadConfig({

@@ -66,12 +66,13 @@ describe('configuration', () => {
   });
 
   it('refuses an enabled department without its secrets, and departments not built yet', () => {
-    const faults = faultsOf(() => loadConfig({ env: { ...SECRETS, GATEWAY_DEPARTMENTS_INV_ENABLED: 'true', GATEWAY_DEPARTMENTS_SI_ENABLED: 'true' } }));
+    const faults = faultsOf(() => loadConfig({ env: { ...SECRETS, GATEWAY_DEPARTMENTS_INV_ENABLED: 'true', GATEWAY_DEPARTMENTS_PS_ENABLED: 'true', GATEWAY_DEPARTMENTS_SI_ENABLED: 'true' } }));
     expect(faults).toEqual(
       expect.arrayContaining([
         { path: 'departments.inv.clientSecret', code: 'REQUIRED' },
         { path: 'departments.inv.webhookSecret', code: 'REQUIRED' },
-        { path: 'departments.si.enabled', code: 'NOT_AVAILABLE' },
+        { path: 'departments.ps.enabled', code: 'NOT_AVAILABLE' },
+        { path: 'departments.si.password', code: 'REQUIRED' },
       ]),
     );
   });
