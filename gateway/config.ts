@@ -5,7 +5,7 @@
  * (`{ "env": "NAME" }` or `{ "file": "/run/secrets/name" }`). Invalid configuration is refused at
  * start-up with every fault and its path.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { DEPARTMENTS, type DepartmentId } from '../model/case.js';
@@ -389,9 +389,14 @@ export function loadConfig(opts: LoadOptions = {}): GatewayConfig {
   if (tax.enabled && !tax.appSecret) faults.push({ path: 'departments.tax.appSecret', code: 'REQUIRED', message: `set ${envName(['departments', 'tax', 'appSecret'])}` });
   const si = cfg.departments.si;
   if (si.enabled && !si.password) faults.push({ path: 'departments.si.password', code: 'REQUIRED', message: `set ${envName(['departments', 'si', 'password'])}` });
-  for (const d of ['ps'] as const) {
-    if (cfg.departments[d].enabled)
-      faults.push({ path: `departments.${d}.enabled`, code: 'NOT_AVAILABLE', message: `the ${d} connector is not part of this release yet` });
+  const ps = cfg.departments.ps;
+  if (ps.enabled) {
+    for (const f of ['caFile', 'certFile', 'keyFile'] as const) {
+      const file = ps[f];
+      if (!file) faults.push({ path: `departments.ps.${f}`, code: 'REQUIRED', message: `mutual TLS needs it: set ${envName(['departments', 'ps', f])}` });
+      else if (!existsSync(file)) faults.push({ path: `departments.ps.${f}`, code: 'UNREADABLE', message: `no file ${file}` });
+    }
+    if (!/^https:/.test(ps.baseUrl)) faults.push({ path: 'departments.ps.baseUrl', code: 'INVALID', message: 'ps is reached over mutual TLS: an https:// URL' });
   }
   if (faults.length) throw new ConfigError(faults);
   return cfg;

@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DepartmentId } from '../model/case.js';
 import type { Connector } from '../connectors/types.js';
+import { PsConnector } from '../connectors/ps/index.js';
 import { SiConnector } from '../connectors/si/index.js';
 import { TaxConnector } from '../connectors/tax/index.js';
 import { InvConnector } from '../connectors/inv/index.js';
@@ -58,6 +59,15 @@ export function buildConnectors(cfg: GatewayConfig, log: Logger): Map<Department
   const si = cfg.departments.si;
   if (si.enabled)
     m.set('si', new SiConnector({ baseUrl: si.baseUrl, username: si.username, password: si.password!, timeoutMs: si.timeoutMs, maxAnswerBytes: si.maxAnswerBytes }, log.child({ department: 'si' })));
+  const ps = cfg.departments.ps;
+  if (ps.enabled)
+    m.set(
+      'ps',
+      new PsConnector(
+        { baseUrl: ps.baseUrl, senderCode: ps.senderCode, caFile: ps.caFile!, certFile: ps.certFile!, keyFile: ps.keyFile!, timeoutMs: ps.timeoutMs, maxAnswerBytes: ps.maxAnswerBytes },
+        log.child({ department: 'ps' }),
+      ),
+    );
   const tax = cfg.departments.tax;
   if (tax.enabled)
     m.set(

@@ -30,8 +30,9 @@ export interface TestGateway extends Gateway {
   platformToken: string;
 }
 
-export async function startTestGateway(opts: { redisUrl: string; overrides?: Record<string, unknown>; ns?: string }): Promise<TestGateway> {
+export async function startTestGateway(opts: { redisUrl: string; overrides?: Record<string, unknown>; ns?: string; env?: Record<string, string> }): Promise<TestGateway> {
   const env = {
+    ...opts.env,
     GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN,
     GATEWAY_PLATFORM_EVENT_SECRET: EVENT_SECRET,
     GATEWAY_DEPARTMENTS_INV_CLIENT_SECRET: 'sim-client-secret',

@@ -65,13 +65,14 @@ describe('configuration', () => {
     for (const p of ['server.port', 'server.bodyLimitBytes', 'departments.inv.concurrency', 'departments.inv.retry.attempts', 'unknownThing']) expect(paths, p).toContain(p);
   });
 
-  it('refuses an enabled department without its secrets, and departments not built yet', () => {
+  it('refuses an enabled department without its secrets, keys or an https URL for mutual TLS', () => {
     const faults = faultsOf(() => loadConfig({ env: { ...SECRETS, GATEWAY_DEPARTMENTS_INV_ENABLED: 'true', GATEWAY_DEPARTMENTS_PS_ENABLED: 'true', GATEWAY_DEPARTMENTS_SI_ENABLED: 'true' } }));
     expect(faults).toEqual(
       expect.arrayContaining([
         { path: 'departments.inv.clientSecret', code: 'REQUIRED' },
         { path: 'departments.inv.webhookSecret', code: 'REQUIRED' },
-        { path: 'departments.ps.enabled', code: 'NOT_AVAILABLE' },
+        { path: 'departments.ps.caFile', code: 'REQUIRED' },
+        { path: 'departments.ps.baseUrl', code: 'INVALID' },
         { path: 'departments.si.password', code: 'REQUIRED' },
       ]),
     );
