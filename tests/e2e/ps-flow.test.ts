@@ -134,3 +134,18 @@ describe('trust is the department CA only', () => {
     }
   });
 });
+
+describe('mapping preview for ps', () => {
+  it('shows the GBK packet decoded, identical to the bytes later sent but for the sending time', async () => {
+    const sample = sampleCaseFor(ITEM, 'PS-PREVIEW-1');
+    const p = await gw.call('POST', `/admin/v1/mappings/${ITEM}/preview`, { token: (await import('../helpers/gateway.js')).ADMIN_TOKEN, body: sample });
+    expect(p.status, JSON.stringify(p.body)).toBe(200);
+    const req = p.body.routes[0].request;
+    expect(req).toMatchObject({ method: 'POST', url: `${ps.url}/gab/service`, encoding: 'gbk', headers: { 'Content-Type': 'text/xml; charset=GBK' } });
+    expect(req.body).toContain('<XM>张三</XM>');
+    await submit(gw, 'PS-PREVIEW-1');
+    const sent = await waitFor(() => ps.requests.map((r) => iconv.decode(r, 'gbk')).find((t) => t.includes(`<SEQ>${p.body.routes[0].key}</SEQ>`)), 10_000, 'sent');
+    const strip = (s: string) => s.replace(/<TIME>.*?<\/TIME>/, '<TIME/>');
+    expect(strip(sent)).toBe(strip(req.body));
+  });
+});

@@ -145,3 +145,21 @@ describe('si refuses our password', () => {
     expect(gw2.logs.text).toContain('refused our credentials');
   });
 });
+
+describe('mapping preview for si', () => {
+  it('shows the SOAP envelope, identical to what is sent but for the WS-Security values', async () => {
+    const { ADMIN_TOKEN } = await import('../helpers/gateway.js');
+    const p = await gw.call('POST', '/admin/v1/mappings/640100-SI-0201/preview', { token: ADMIN_TOKEN, body: sampleCaseFor('640100-SI-0201', 'SI-PREVIEW-1') });
+    expect(p.status, JSON.stringify(p.body)).toBe(200);
+    const req = p.body.routes[0].request;
+    expect(req).toMatchObject({ method: 'POST', url: `${si.url}/services/SiBusinessService`, headers: { SOAPAction: '"urn:si:submitBusiness"' } });
+    expect(req.body).toContain('<si:businessType>SI0201</si:businessType>');
+    expect(req.body).toContain('&lt;digest&gt;');
+    const body = (x: string) => /<soap:Body>([\s\S]*)<\/soap:Body>/.exec(x)![1];
+    await submit('640100-SI-0201', 'SI-PREVIEW-1');
+    const sent = await waitFor(() => si.requests.find((r) => r.includes(`<si:serialNo>${p.body.routes[0].key}</si:serialNo>`)), 10_000, 'sent');
+    expect(body(sent)).toBe(body(req.body));
+    const header = (x: string) => x.replace(/<soap:Body>[\s\S]*/, '').replace(/(PasswordDigest">)[^<]*/, '$1').replace(/(Base64Binary">)[^<]*/, '$1').replace(/(<wsu:Created>)[^<]*/, '$1');
+    expect(header(sent)).toBe(header(req.body));
+  });
+});

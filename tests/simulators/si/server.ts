@@ -101,6 +101,8 @@ export class SiSimulator {
   readonly counters = { submits: 0, replays: 0, authFailures: 0, queries: 0 };
   /** queryResult times per acceptNo. */
   readonly queries = new Map<string, number[]>();
+  /** Every request body as received. */
+  readonly requests: string[] = [];
   mode: SiMode = 'normal';
   slowMs = 3000;
   private seenNonces = new Map<string, number>();
@@ -169,6 +171,7 @@ export class SiSimulator {
     if (req.method !== 'POST' || req.url !== '/services/SiBusinessService') return res.writeHead(404).end();
     if (!/^text\/xml;\s*charset=utf-8$/i.test(String(req.headers['content-type']))) return this.fault(res, 'soapenv:Client', 'Content-Type must be text/xml; charset=utf-8');
     const raw = Buffer.concat(chunks).toString('utf8');
+    this.requests.push(raw);
     try {
       if (/<!DOCTYPE|<!ENTITY/i.test(raw)) throw new Fault('soapenv:Client', 'DTDs are not accepted');
       const doc = parser.parse(raw) as unknown[];
