@@ -12,8 +12,14 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, ConfigError } from '../gateway/config.js';
 import { createLogger } from '../gateway/log.js';
 import { startGateway } from '../gateway/runtime.js';
+import { writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { InvSimulator } from '../tests/simulators/inv/server.js';
-import { invCase } from '../tests/fixtures/cases.js';
+import { SiSimulator } from '../tests/simulators/si/server.js';
+import { TaxSimulator } from '../tests/simulators/tax/server.js';
+import { PsSimulator } from '../tests/simulators/ps/server.js';
+import { makeTestPki } from '../tests/helpers/pki.js';
+import { invCase, sampleCaseFor } from '../tests/fixtures/cases.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 process.chdir(root);
@@ -25,6 +31,13 @@ process.env.GATEWAY_ADMIN_TOKEN ??= `demo-admin-${demoSecret()}`;
 process.env.GATEWAY_PLATFORM_EVENT_SECRET ??= demoSecret();
 process.env.GATEWAY_DEPARTMENTS_INV_CLIENT_SECRET ??= demoSecret();
 process.env.GATEWAY_DEPARTMENTS_INV_WEBHOOK_SECRET ??= demoSecret();
+process.env.GATEWAY_DEPARTMENTS_SI_PASSWORD ??= demoSecret();
+process.env.GATEWAY_DEPARTMENTS_TAX_APP_SECRET ??= demoSecret();
+// The ps department's CA, its server certificate and the gateway's client certificate, new every run.
+process.env.GATEWAY_DEPARTMENTS_PS_CA_FILE ??= 'var/demo-pki/dept-ca.pem';
+process.env.GATEWAY_DEPARTMENTS_PS_CERT_FILE ??= `${dirname(process.env.GATEWAY_DEPARTMENTS_PS_CA_FILE)}/client.pem`;
+process.env.GATEWAY_DEPARTMENTS_PS_KEY_FILE ??= `${dirname(process.env.GATEWAY_DEPARTMENTS_PS_CA_FILE)}/client.key`;
+const pki = makeTestPki(dirname(process.env.GATEWAY_DEPARTMENTS_PS_CA_FILE));
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -70,12 +83,23 @@ async function main() {
     decide: (app) => (String(app.body.project_name ?? '').includes('高耗能') ? 'rejected' : 'approved'),
   });
   await sim.listen(Number(invUrl.port));
+  const d = cfg.departments;
+  const siSim = new SiSimulator({ username: d.si.username, password: d.si.password!, reviewDelayMs: 1500, decisionDelayMs: 2500 });
+  await siSim.listen(Number(new URL(d.si.baseUrl).port));
+  const taxSim = new TaxSimulator({ appId: d.tax.appId, appSecret: d.tax.appSecret!, reviewDelayMs: 1500, decisionDelayMs: 2500 });
+  await taxSim.listen(Number(new URL(d.tax.baseUrl).port));
+  const psSim = new PsSimulator({ key: pki.serverKey, cert: pki.serverCert, ca: pki.ca, sender: d.ps.senderCode, reviewDelayMs: 1500, decisionDelayMs: 2500 });
+  await psSim.listen(Number(new URL(d.ps.baseUrl).port));
 
   const log = createLogger(cfg.log.level);
   const gw = await startGateway(cfg, log);
   sim.setWebhookUrl(`${gw.url}/callbacks/inv`);
+  taxSim.setWebhookUrl(`${gw.url}/callbacks/tax`);
   say(`gateway  ${gw.url}   (redis ${gw.redisUrl}${process.env.REDIS_URL ? '' : ', embedded, data in var/redis/'})`);
-  say(`inv sim  ${sim.url}`);
+  say(`si sim   ${siSim.url}  (SOAP, WS-Security)`);
+  say(`tax sim  ${taxSim.url}  (signed REST, webhooks)`);
+  say(`ps sim   ${psSim.url}  (GBK XML, mutual TLS)`);
+  say(`inv sim  ${sim.url}  (OAuth2 REST, webhooks)`);
   say(`platform ${cfg.platform.defaultCallbackUrl}`);
 
   const api = async (method: string, path: string, token: string, body?: unknown) => {
@@ -101,9 +125,15 @@ async function main() {
   const badDigit = invCase(`DEMO-${stamp}-5`);
   badDigit.organisation = { ...badDigit.organisation!, uscc: '91350100M000100Y44' };
 
+  const pension = sampleCaseFor('640100-SI-0101', `DEMO-${stamp}-6`);
+  const companyOpening = sampleCaseFor('640100-QYKB-0001', `DEMO-${stamp}-7`);
+  const idCard = sampleCaseFor('640100-PS-0301', `DEMO-${stamp}-8`);
+  const rareName = sampleCaseFor('640100-PS-0301', `DEMO-${stamp}-9`);
+  rareName.applicant.name = '王𠮷';
+
   say('\nsubmitting sample cases:');
   const followed: string[] = [];
-  for (const c of [approved, filing, rejected, unknownProject, badDigit]) {
+  for (const c of [approved, filing, rejected, unknownProject, badDigit, pension, companyOpening, idCard, rareName]) {
     const r = await api('POST', '/v1/cases', platformToken, c);
     if (r.status === 202) {
       followed.push(c.caseNo);
@@ -120,10 +150,12 @@ async function main() {
     let open = 0;
     for (const caseNo of followed) {
       const v = (await api('GET', `/v1/cases/${caseNo}`, platformToken)).body;
-      const r = v.routes[0];
-      const line = `${r.status}${r.receiptNo ? ` ${r.receiptNo}` : ''}${r.lastError ? ` — ${r.lastError.code}: ${r.lastError.message}` : ''}`;
-      if (last.get(caseNo) !== line) say(`  ${caseNo} inv ${line}`);
-      last.set(caseNo, line);
+      for (const r of v.routes) {
+        const line = `${r.status}${r.receiptNo ? ` ${r.receiptNo}` : ''}${r.lastError ? ` — ${r.lastError.code}: ${r.lastError.message}` : ''}`;
+        const key = `${caseNo} ${r.department}`;
+        if (last.get(key) !== line) say(`  ${key} ${line}`);
+        last.set(key, line);
+      }
       if (v.status !== 'DONE') open++;
     }
     if (!open) break;
@@ -134,17 +166,23 @@ async function main() {
     await new Promise((r) => setTimeout(r, 300));
   }
 
+  // A sample case for the preview, in a file rather than on the screen (it carries an ID number).
+  const sampleFile = `${dirname(process.env.GATEWAY_DEPARTMENTS_PS_CA_FILE!)}/sample-case.json`;
+  writeFileSync(sampleFile, JSON.stringify(idCard, null, 2));
   say(`
-every case is final. The gateway keeps running; try:
+The gateway keeps running; try:
   curl -s -H 'authorization: Bearer ${platformToken}' ${gw.url}/v1/cases | head -c 600
   curl -s -H 'authorization: Bearer ${platformToken}' ${gw.url}/v1/cases/${approved.caseNo}
   curl -s ${gw.url}/health/ready
+  curl -s -H 'authorization: Bearer ${adminToken}' ${gw.url}/admin/v1/mappings
+  curl -s -H 'authorization: Bearer ${adminToken}' -H 'content-type: application/json' \\
+       -d @${sampleFile} ${gw.url}/admin/v1/mappings/640100-PS-0301/preview
   admin token (this run only): ${adminToken}
-Ctrl-C stops the gateway, the simulator and the embedded redis-server.`);
+Ctrl-C stops the gateway, the simulators and the embedded redis-server.`);
 
   const stop = async () => {
     await gw.close(5000);
-    await sim.close();
+    await Promise.all([sim.close(), siSim.close(), taxSim.close(), psSim.close()]);
     platform.closeAllConnections();
     await new Promise<void>((r) => platform.close(() => r()));
     process.exit(0);

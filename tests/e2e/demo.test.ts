@@ -26,7 +26,7 @@ function portOpen(port: number): Promise<boolean> {
 }
 
 it('runs the sample cases to their final statuses on an embedded redis-server, then cleans up', async () => {
-  const [gwPort, simPort, platformPort] = [await freePort(), await freePort(), await freePort()];
+  const [gwPort, simPort, platformPort, siPort, taxPort, psPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '/tmp',
@@ -34,7 +34,11 @@ it('runs the sample cases to their final statuses on an embedded redis-server, t
     GATEWAY_SERVER_PORT: String(gwPort),
     GATEWAY_DEPARTMENTS_INV_BASE_URL: `http://127.0.0.1:${simPort}`,
     GATEWAY_PLATFORM_DEFAULT_CALLBACK_URL: `http://127.0.0.1:${platformPort}/gateway-events`,
-    GATEWAY_REDIS_EMBEDDED_DIR: dataDir,
+    GATEWAY_DEPARTMENTS_SI_BASE_URL: `http://127.0.0.1:${siPort}`,
+    GATEWAY_DEPARTMENTS_TAX_BASE_URL: `http://127.0.0.1:${taxPort}`,
+    GATEWAY_DEPARTMENTS_PS_BASE_URL: `https://127.0.0.1:${psPort}`,
+    GATEWAY_DEPARTMENTS_PS_CA_FILE: join(dataDir, 'pki', 'dept-ca.pem'),
+    GATEWAY_REDIS_EMBEDDED_DIR: join(dataDir, 'redis'),
   };
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -51,6 +55,12 @@ it('runs the sample cases to their final statuses on an embedded redis-server, t
   expect(out).toMatch(/-5 640100-INV-0201 → 422 INVALID_IDENTIFIER: organisation\.uscc/);
   expect(out).toContain('→ 200 (identical repeat');
   expect(out).toMatch(/platform ← event #3 DEMO-\S+-1 inv APPROVED/);
+  // Every department is reachable from the demo.
+  expect(out).toMatch(/-6 si APPROVED SI/);
+  expect(out).toMatch(/-7 tax APPROVED TX/);
+  expect(out).toMatch(/-7 si APPROVED SI/);
+  expect(out).toMatch(/-8 ps APPROVED GA/);
+  expect(out).toMatch(/-9 ps FAILED — UNENCODABLE_CHARACTER: SQR\.XM/);
   // No applicant ID number in anything the demo printed, logs included.
   expect(out).not.toContain('11010519491231002X');
 
@@ -58,6 +68,6 @@ it('runs the sample cases to their final statuses on an embedded redis-server, t
   const redisUrl = /redis:\/\/127\.0\.0\.1:(\d+)/.exec(out);
   expect(redisUrl).not.toBeNull();
   expect(await portOpen(Number(redisUrl![1]))).toBe(false);
-  const files = readdirSync(dataDir, { recursive: true }).map(String);
+  const files = readdirSync(join(dataDir, 'redis'), { recursive: true }).map(String);
   expect(files.some((f) => f.includes('appendonly'))).toBe(true);
 });

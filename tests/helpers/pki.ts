@@ -4,7 +4,7 @@
  * server certificate of its own (a server the gateway must not trust).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -34,8 +34,10 @@ function issue(dir: string, ca: string, name: string, cn: string, ext: string) {
   openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}-ca.pem`, '-CAkey', `${ca}-ca.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '30', '-extfile', `${name}.ext`]);
 }
 
-export function makeTestPki(): TestPki {
-  const dir = mkdtempSync(join(tmpdir(), 'gw-pki-'));
+/** In a fresh temporary dir, or in `into` (made if absent). */
+export function makeTestPki(into?: string): TestPki {
+  const dir = into ?? mkdtempSync(join(tmpdir(), 'gw-pki-'));
+  mkdirSync(dir, { recursive: true });
   makeCa(dir, 'dept');
   issue(dir, 'dept', 'server', 'ps.test', 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n');
   issue(dir, 'dept', 'client', 'gateway', 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n');

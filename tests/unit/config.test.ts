@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, envName, loadConfig, settingsTable } from '../../gateway/config.js';
+import { makeTestPki } from '../helpers/pki.js';
 
 const SECRETS = { GATEWAY_ADMIN_TOKEN: 'a'.repeat(40), GATEWAY_PLATFORM_EVENT_SECRET: 'e'.repeat(40) };
 
@@ -88,10 +89,27 @@ describe('configuration', () => {
   });
 
   it('the shipped example and demo configurations load', () => {
-    const example = loadConfig({ env: { GATEWAY_ADMIN_TOKEN: SECRETS.GATEWAY_ADMIN_TOKEN, GATEWAY_CONFIG: 'config/gateway.example.yaml', PLATFORM_EVENT_SECRET: 'x'.repeat(32), INV_CLIENT_SECRET: 'c', INV_WEBHOOK_SECRET: 'w' } });
+    const example = loadConfig({ env: { GATEWAY_ADMIN_TOKEN: SECRETS.GATEWAY_ADMIN_TOKEN, GATEWAY_CONFIG: 'config/gateway.example.yaml', PLATFORM_EVENT_SECRET: 'x'.repeat(32), INV_CLIENT_SECRET: 'c', INV_WEBHOOK_SECRET: 'w', SI_PASSWORD: 's', TAX_APP_SECRET: 't' } });
     expect(example.departments.inv).toMatchObject({ enabled: true, clientSecret: 'c', webhookSecret: 'w' });
     expect(example.platform.eventSecret).toBe('x'.repeat(32));
-    const demo = loadConfig({ env: { ...SECRETS, GATEWAY_CONFIG: 'config/demo.yaml', GATEWAY_DEPARTMENTS_INV_CLIENT_SECRET: 'c', GATEWAY_DEPARTMENTS_INV_WEBHOOK_SECRET: 'w' } });
-    expect(demo.departments.inv.baseUrl).toMatch(/^http:\/\/127\.0\.0\.1:/);
+    const pki = makeTestPki();
+    try {
+      const demo = loadConfig({
+        env: {
+          ...SECRETS,
+          GATEWAY_CONFIG: 'config/demo.yaml',
+          GATEWAY_DEPARTMENTS_INV_CLIENT_SECRET: 'c',
+          GATEWAY_DEPARTMENTS_INV_WEBHOOK_SECRET: 'w',
+          GATEWAY_DEPARTMENTS_SI_PASSWORD: 'p',
+          GATEWAY_DEPARTMENTS_TAX_APP_SECRET: 't',
+          GATEWAY_DEPARTMENTS_PS_CA_FILE: pki.caFile,
+          GATEWAY_DEPARTMENTS_PS_CERT_FILE: pki.clientCertFile,
+          GATEWAY_DEPARTMENTS_PS_KEY_FILE: pki.clientKeyFile,
+        },
+      });
+      for (const d of ['si', 'tax', 'ps', 'inv'] as const) expect(demo.departments[d]).toMatchObject({ enabled: true, baseUrl: expect.stringMatching(/^https?:\/\/127\.0\.0\.1:/) });
+    } finally {
+      pki.cleanup();
+    }
   });
 });
