@@ -68,3 +68,37 @@ export interface Connector {
   parseCallback?(raw: Buffer, headers: Record<string, string | string[] | undefined>, now: number, target: CallbackTarget): CallbackResult;
   close(): Promise<void>;
 }
+
+/** A material to push: what the case declares, and a way to read its bytes from the platform. */
+export interface MaterialSource {
+  id: string;
+  fileName: string;
+  mediaType: string;
+  /** Declared SHA-256 (lower-case hex) and size: binding. */
+  sha256: string;
+  size: number;
+  /** Streams the bytes from the platform archive, from the start. Throws a PlatformFileError. */
+  open(): Promise<NodeJS.ReadableStream>;
+}
+
+export interface PushContext {
+  receiptNo: string;
+  routeKey: string;
+  material: MaterialSource;
+  /** What an earlier attempt of this push remembered (an upload id, chunks acknowledged …). */
+  resume: Record<string, unknown>;
+  /** Remembers progress durably, so a push taken over after a crash resumes instead of restarting. */
+  remember(patch: Record<string, unknown>): Promise<void>;
+}
+
+export interface PushReceipt {
+  /** The department's id of the stored file, where it gives one. */
+  fileId?: string;
+  /** Chunks (or parts) sent by this attempt, and those the department already held. */
+  sent: number;
+  skipped: number;
+}
+
+export interface MaterialPusher {
+  pushMaterial(ctx: PushContext): Promise<Outcome<PushReceipt>>;
+}

@@ -120,6 +120,8 @@ export const configSchema: JsonSchema = {
         defaultCallbackUrl: { type: 'string', default: '' },
         eventSecret: secret('key of X-Gateway-Signature on events to the platform'),
         archiveToken: secret('bearer credential for the platform archive'),
+        /** A material download that gives no bytes for this long is broken off (and retried). */
+        archiveTimeoutMs: { type: 'integer', minimum: 100, default: 60_000 },
         eventTimeoutMs: { type: 'integer', minimum: 100, default: 10_000 },
         // 200 attempts at up to 15 minutes apart keeps trying for well over the 24 h the spec asks.
         eventRetry: retryPolicy(200, 1000, 900_000),
@@ -212,6 +214,7 @@ export interface GatewayConfig {
     defaultCallbackUrl: string;
     eventSecret?: string;
     archiveToken?: string;
+    archiveTimeoutMs: number;
     eventTimeoutMs: number;
     eventRetry: RetryPolicy;
     eventConcurrency: number;

@@ -115,6 +115,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       ns,
       departments,
       log,
+      materials: { archiveToken: cfg.platform.archiveToken, downloadTimeoutMs: cfg.platform.archiveTimeoutMs },
       stall: { lockDurationMs: cfg.worker.lockDurationMs, stalledIntervalMs: cfg.worker.stalledIntervalMs, maxStalledCount: cfg.worker.maxStalledCount },
       delivery: {
         ledger,

@@ -108,8 +108,22 @@ export interface RouteView {
   lastError: RouteError | null;
   updatedAt: string;
   opinion: string | null;
-  materials: { id: string; status: MaterialStatus }[];
+  materials: MaterialState[];
   licence: unknown | null;
+}
+
+/** One material of a route, as the platform sees it. */
+export interface MaterialState {
+  id: string;
+  status: MaterialStatus;
+  /** Why it failed, in the department's words where it gave any. */
+  error?: { code: string; message: string; departmentCode?: string } | null;
+  /** The department's id of the stored file, where it gives one. */
+  fileId?: string | null;
+  /** Pushes queued for it so far (a supplement of the same id queues another). */
+  generation?: number;
+  /** A supplement (补正) rather than a material of the original case. */
+  supplement?: boolean;
 }
 
 export interface CaseView {

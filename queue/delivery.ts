@@ -11,6 +11,7 @@ import type { Connector } from '../connectors/types.js';
 import type { CaseDoc, Ledger, RouteState } from './ledger.js';
 import type { CheckJob, Queues, SubmitJob } from './queues.js';
 import { applyDepartmentEvent } from './results.js';
+import { canPush, queueMaterialPushes } from './materials.js';
 import type { MappingStore } from '../mappings/store.js';
 
 export interface DeliveryDeps {
@@ -60,6 +61,7 @@ export async function handleSubmit(job: Job<SubmitJob>, worker: Worker, deps: De
   if (!deliverable(route)) {
     // Already submitted (e.g. this job stalled after recording): make sure results are followed.
     if (route.receiptNo && !isFinalRouteStatus(route.status)) await deps.queues.addCheck(caseNo, department, firstCheckMs(deps, connector, department));
+    if (route.receiptNo && canPush(connector)) await queueMaterialPushes(deps, caseNo, department);
     log.debug({ status: route.status }, 'route already past submission; nothing to send');
     return { skipped: route.status };
   }
@@ -91,6 +93,7 @@ export async function handleSubmit(job: Job<SubmitJob>, worker: Worker, deps: De
       });
       await notifyAfter(deps, caseNo, res);
       await deps.queues.addCheck(caseNo, department, firstCheckMs(deps, connector, department));
+      if (canPush(connector)) await queueMaterialPushes(deps, caseNo, department);
       log.info({ receiptNo: outcome.value.receiptNo, outcome: outcome.kind, ms }, 'department accepted');
       return { receiptNo: outcome.value.receiptNo, outcome: outcome.kind };
     }

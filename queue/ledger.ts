@@ -9,6 +9,7 @@
  * and write it with a compare-and-set script that refuses if the version moved meanwhile.
  */
 import { randomUUID } from 'node:crypto';
+import type { MaterialRef } from '../model/case.js';
 import type { Redis } from 'ioredis';
 import {
   FINAL_ROUTE_STATUSES,
@@ -220,6 +221,19 @@ export class Ledger {
   async input(caseNo: string): Promise<UnifiedCase | null> {
     const s = await this.redis.hget(this.caseKey(caseNo), 'input');
     return s ? (JSON.parse(s) as UnifiedCase) : null;
+  }
+
+  /** A material's reference (url, sha256, size …): the case's own, or one given later as a supplement. */
+  async materialRef(caseNo: string, id: string): Promise<MaterialRef | null> {
+    const [input, extra] = await this.redis.hmget(this.caseKey(caseNo), 'input', `matref:${id}`);
+    if (extra) return JSON.parse(extra) as MaterialRef;
+    const c = input ? (JSON.parse(input) as UnifiedCase) : null;
+    return c?.materials?.find((m) => m.id === id) ?? null;
+  }
+
+  async storeMaterialRefs(caseNo: string, refs: MaterialRef[]): Promise<void> {
+    if (!refs.length) return;
+    await this.redis.hset(this.caseKey(caseNo), ...refs.flatMap((m) => [`matref:${m.id}`, JSON.stringify(m)]));
   }
 
   async routePayload(caseNo: string, dept: DepartmentId): Promise<{ businessType: string; payload: Record<string, unknown> } | null> {

@@ -16,6 +16,8 @@ export const jobIds = {
   submit: (caseNo: string, d: DepartmentId) => `submit.${caseNo}.${d}`,
   check: (caseNo: string, d: DepartmentId) => `check.${caseNo}.${d}`,
   notify: (caseNo: string, seq: number) => `notify.${caseNo}.${seq}`,
+  /** Material ids are [A-Za-z0-9_-]; the generation makes a later supplement of the same id a new job. */
+  push: (caseNo: string, d: DepartmentId, materialId: string, generation: number) => `material.${caseNo}.${d}.${materialId}.${generation}`,
 };
 
 export interface SubmitJob {
@@ -90,6 +92,11 @@ export class Queues {
   /** One long-lived check job per route: it re-delays itself until the route is final. */
   async addCheck(caseNo: string, d: DepartmentId, delayMs: number): Promise<void> {
     await this.dept(d).add('check', { caseNo, department: d } satisfies CheckJob, { jobId: jobIds.check(caseNo, d), delay: delayMs, attempts: 1 });
+  }
+
+  async addPushMaterial(caseNo: string, d: DepartmentId, materialId: string, generation: number): Promise<void> {
+    const r = this.retry(d);
+    await this.dept(d).add('push-material', { caseNo, department: d, materialId }, { jobId: jobIds.push(caseNo, d, materialId, generation), attempts: r.attempts, backoff: { type: 'jitter', delay: r.baseDelayMs } });
   }
 
   async addNotify(caseNo: string, seq: number): Promise<void> {

@@ -7,6 +7,7 @@ import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DepartmentId } from '../model/case.js';
 import { handleCheck, handleSubmit, type DeliveryDeps } from './delivery.js';
+import { handlePushMaterial, type MaterialDeps, type PushJob } from './materials.js';
 import { createEventSender, handleNotify, type NotifyDeps } from './notify.js';
 import { deptQueueName, jitterBackoff, NOTIFY_QUEUE, queuePrefix, type CheckJob, type NotifyJob, type SubmitJob } from './queues.js';
 
@@ -24,6 +25,7 @@ export interface WorkerPoolOptions {
   notify: NotifyDeps & { concurrency: number; maxDelayMs: number };
   log: Logger;
   stall: { lockDurationMs: number; stalledIntervalMs: number; maxStalledCount: number };
+  materials: MaterialDeps;
 }
 
 // Finished jobs are kept a while so a re-add of the same id is a no-op; the ledger guards beyond that.
@@ -46,6 +48,7 @@ export class WorkerPool {
         async (job: Job, token?: string) => {
           if (job.name === 'submit') return handleSubmit(job as Job<SubmitJob>, worker, this.o.delivery);
           if (job.name === 'check') return handleCheck(job as Job<CheckJob>, token, this.o.delivery);
+          if (job.name === 'push-material') return handlePushMaterial(job as Job<PushJob>, worker, { ...this.o.delivery, ...this.o.materials });
           throw new Error(`unknown job ${job.name}`);
         },
         {

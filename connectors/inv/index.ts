@@ -9,7 +9,8 @@ import type { DepartmentEvent } from '../../model/department-event.js';
 import type { DepartmentFault, Outcome } from '../../model/outcome.js';
 import { verifySignatureHeader } from '../../model/signature.js';
 import { createHttp, jsonObject, retryAfterMs, transportMessage } from '../http.js';
-import type { CallbackResult, Connector, Receipt, SubmitRequest } from '../types.js';
+import type { CallbackResult, Connector, PushContext, PushReceipt, Receipt, SubmitRequest } from '../types.js';
+import { chunkCount, streamChunks } from '../material-stream.js';
 
 export interface InvConnectorConfig {
   baseUrl: string;
@@ -177,6 +178,84 @@ export class InvConnector implements Connector {
     return { kind: 'permanent', fault: fault('DEPT_UNEXPECTED_ANSWER', messageOf(body) ?? `HTTP ${s} ${code ?? ''}`.trim(), code ?? String(s)) };
   }
 
+  /**
+   * Upload session of dept-inv.md: open a session (or resume the remembered one, asking which parts
+   * the department holds), send the missing parts, then complete — only after the whole file has
+   * matched its declared SHA-256 and size; on a mismatch the session is left uncompleted.
+   */
+  async pushMaterial(ctx: PushContext): Promise<Outcome<PushReceipt>> {
+    const m = ctx.material;
+    if (m.size > MAX_FILE) return { kind: 'permanent', fault: fault('MATERIAL_TOO_LARGE', `inv takes files of at most 2 GiB; this one has ${m.size} bytes`) };
+    let uploadId = typeof ctx.resume.uploadId === 'string' ? ctx.resume.uploadId : undefined;
+    let partSize = typeof ctx.resume.partSize === 'number' ? ctx.resume.partSize : 0;
+    const held = new Set<number>();
+    if (uploadId) {
+      const q = await this.authorised((t) => this.http.client.get(`/api/v1/uploads/${encodeURIComponent(uploadId!)}`, { headers: { Authorization: `Bearer ${t}` } }));
+      if (!q.ok) return q.outcome;
+      const b = jsonObject(q.res);
+      if (q.res.status === 200 && b && Array.isArray(b.parts_received)) {
+        if (b.state === 'complete' && typeof ctx.resume.fileId === 'string') return { kind: 'duplicate', value: { fileId: ctx.resume.fileId, sent: 0, skipped: chunkCount(m.size, partSize) } };
+        for (const n of b.parts_received) if (Number.isInteger(n) && n >= 1) held.add(n - 1);
+      } else if (q.res.status === 404 || q.res.status === 410) {
+        uploadId = undefined; // expired or discarded: a new session
+      } else {
+        const shared = this.sharedAnswer(q.res);
+        if (shared) return shared;
+        uploadId = undefined;
+      }
+    }
+    if (!uploadId) {
+      const body = JSON.stringify({ application_id: ctx.receiptNo, material_id: m.id, file_name: m.fileName, size: m.size, sha256: m.sha256 });
+      const c = await this.authorised((t) => this.http.client.post('/api/v1/uploads', body, { headers: { Authorization: `Bearer ${t}`, 'Content-Type': 'application/json; charset=utf-8' } }));
+      if (!c.ok) return c.outcome;
+      const b = jsonObject(c.res);
+      if (c.res.status !== 201 || typeof b?.upload_id !== 'string' || typeof b.part_size !== 'number' || b.part_size < 1) {
+        return this.sharedAnswer(c.res) ?? { kind: c.res.status >= 400 && c.res.status < 500 ? 'permanent' : 'retry', fault: fault('DEPT_UPLOAD_REFUSED', messageOf(b) ?? `opening an upload session answered ${c.res.status}`, typeof b?.error_code === 'string' ? b.error_code : String(c.res.status)) };
+      }
+      uploadId = b.upload_id;
+      partSize = b.part_size;
+      await ctx.remember({ uploadId, partSize });
+    }
+    const id = uploadId!;
+    let stopped: Outcome<never> | null = null;
+    const streamed = await streamChunks(await m.open(), m, partSize, held, async (i, chunk) => {
+      const put = await this.authorised((t) =>
+        this.http.client.put(`/api/v1/uploads/${encodeURIComponent(id)}/parts/${i + 1}`, chunk, { headers: { Authorization: `Bearer ${t}`, 'Content-Type': 'application/octet-stream' }, maxBodyLength: Infinity }),
+      );
+      if (!put.ok) return { ok: false, stop: (stopped = put.outcome) };
+      if (put.res.status !== 200) {
+        stopped = this.sharedAnswer(put.res) ?? { kind: 'retry', fault: fault('DEPT_UPLOAD_REFUSED', messageOf(jsonObject(put.res)) ?? `part ${i + 1} answered ${put.res.status}`, String(put.res.status)) };
+        return { ok: false, stop: stopped };
+      }
+      return { ok: true };
+    });
+    if (!streamed.ok) {
+      if ('mismatch' in streamed) return { kind: 'permanent', fault: streamed.mismatch };
+      return stopped!;
+    }
+    const done = await this.authorised((t) => this.http.client.post(`/api/v1/uploads/${encodeURIComponent(id)}/complete`, '', { headers: { Authorization: `Bearer ${t}` } }));
+    if (!done.ok) return done.outcome;
+    const b = jsonObject(done.res);
+    if (done.res.status === 200 && typeof b?.file_id === 'string') {
+      await ctx.remember({ fileId: b.file_id });
+      return { kind: 'ok', value: { fileId: b.file_id, sent: streamed.sent, skipped: streamed.skipped } };
+    }
+    if (done.res.status === 422 && b?.error_code === 'MISSING_PARTS') return { kind: 'retry', fault: fault('DEPT_MISSING_PARTS', `the department lacks parts ${JSON.stringify(b.missing)}`, 'MISSING_PARTS') };
+    if (done.res.status === 422 && b?.error_code === 'CHECKSUM_MISMATCH') {
+      // The session is discarded; our bytes matched the declared hash, so start a new one.
+      await ctx.remember({ uploadId: null, partSize: null });
+      return { kind: 'retry', fault: fault('DEPT_CHECKSUM_MISMATCH', 'the department found the assembled file does not match; starting a new session', 'CHECKSUM_MISMATCH') };
+    }
+    return this.sharedAnswer(done.res) ?? { kind: 'retry', fault: fault('DEPT_BAD_ANSWER', `complete answered ${done.res.status}`, String(done.res.status)) };
+  }
+
+  /** 429 and 5xx, as for every inv endpoint. */
+  private sharedAnswer(res: AxiosResponse): Outcome<never> | null {
+    if (res.status === 429) return { kind: 'retry-after', delayMs: retryAfterMs(res.headers['retry-after'], 1000), fault: fault('DEPT_RATE_LIMITED', 'rate limited', '429') };
+    if (res.status >= 500 || res.status === 408) return { kind: 'retry', fault: fault('DEPT_UNAVAILABLE', `HTTP ${res.status}`, String(res.status)) };
+    return null;
+  }
+
   async fetchResult(receiptNo: string): Promise<Outcome<DepartmentEvent>> {
     const call = await this.authorised((token) =>
       this.http.client.get(`/api/v1/applications/${encodeURIComponent(receiptNo)}`, { headers: { Authorization: `Bearer ${token}` } }),
@@ -211,6 +290,8 @@ export class InvConnector implements Connector {
     return { ok: true, events: [{ key, receiptNo: parsed.event.receiptNo, event: parsed.event }], reply: { received: true } };
   }
 }
+
+const MAX_FILE = 2 * 1024 ** 3;
 
 function messageOf(body: Record<string, unknown> | null): string | undefined {
   const m = body?.message ?? body?.error_description;

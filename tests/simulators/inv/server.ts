@@ -7,6 +7,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { MaterialStore, type StoredFile } from '../material-store.js';
 
 export type Decision = 'approved' | 'rejected' | 'returned' | null;
 export type Mode = 'normal' | 'down' | '5xx' | 'slow' | '429';
@@ -31,6 +32,8 @@ export interface InvSimOptions {
   webhookRetryMs?: number;
   /** Added to every answer, so requests are in flight long enough to be interrupted. */
   latencyMs?: number;
+  /** part_size of upload sessions (the spec's is 5 MiB). */
+  partSize?: number;
 }
 
 export interface Application {
@@ -50,7 +53,11 @@ export class InvSimulator {
   private readonly byRequest = new Map<string, string>();
   /** How many times each request_id was accepted with a 201 (must never exceed 1). */
   readonly accepted = new Map<string, number>();
-  readonly counters = { tokenRequests: 0, submits: 0, replays: 0, rateLimited: 0, webhooksSent: 0, webhooksFailed: 0, gets: 0 };
+  /** Upload sessions, their chunks (on disk) and the files completed, by application_id/material_id. */
+  readonly uploads = new Map<string, { upload_id: string; application_id: string; material_id: string; size: number; sha256: string; state: 'open' | 'complete' }>();
+  readonly materials = new MaterialStore();
+  readonly byMaterial = new Map<string, StoredFile>();
+  readonly counters = { tokenRequests: 0, submits: 0, replays: 0, rateLimited: 0, webhooksSent: 0, webhooksFailed: 0, gets: 0, uploadsOpened: 0, uploadQueries: 0, partPuts: 0 };
   private tokens = new Map<string, { clientId: string; expiresAt: number }>();
   private window = new Map<string, number[]>();
   private seq = 0;
@@ -78,6 +85,7 @@ export class InvSimulator {
       duplicateWebhooks: opts.duplicateWebhooks ?? false,
       webhookRetryMs: opts.webhookRetryMs ?? 250,
       latencyMs: opts.latencyMs ?? 0,
+      partSize: opts.partSize ?? 5 * 1024 * 1024,
       ...(opts.webhookUrl ? { webhookUrl: opts.webhookUrl } : {}),
     };
     this.server = http.createServer((req, res) => void this.handle(req, res));
@@ -117,6 +125,7 @@ export class InvSimulator {
     for (const t of this.timers) clearTimeout(t);
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
+    this.materials.cleanup();
   }
 
   private later(ms: number, fn: () => void) {
@@ -147,6 +156,18 @@ export class InvSimulator {
       }
       let m = /^\/api\/v1\/projects\/([^/]+)\/applications$/.exec(url.pathname);
       if (req.method === 'POST' && m) return this.apply(decodeURIComponent(m[1]!), req, raw, res);
+      if (req.method === 'POST' && url.pathname === '/api/v1/uploads') return this.openUpload(raw, res);
+      m = /^\/api\/v1\/uploads\/([^/]+)\/parts\/(\d+)$/.exec(url.pathname);
+      if (req.method === 'PUT' && m) return this.putPart(m[1]!, Number(m[2]), req, raw, res);
+      m = /^\/api\/v1\/uploads\/([^/]+)\/complete$/.exec(url.pathname);
+      if (req.method === 'POST' && m) return void this.completeUpload(m[1]!, res);
+      m = /^\/api\/v1\/uploads\/([^/]+)$/.exec(url.pathname);
+      if (req.method === 'GET' && m) {
+        const u = this.uploads.get(m[1]!);
+        if (!u) return send(res, 404, { error_code: 'UPLOAD_NOT_FOUND' });
+        this.counters.uploadQueries++;
+        return send(res, 200, { parts_received: this.materials.held(u.upload_id).map((i) => i + 1), state: u.state });
+      }
       m = /^\/api\/v1\/applications\/([^/]+)$/.exec(url.pathname);
       if (req.method === 'GET' && m) {
         this.counters.gets++;
@@ -158,6 +179,53 @@ export class InvSimulator {
     } catch (e) {
       return send(res, 500, { error_code: 'INTERNAL', message: (e as Error).message });
     }
+  }
+
+  private openUpload(raw: Buffer, res: ServerResponse) {
+    let b: Record<string, unknown>;
+    try {
+      b = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return send(res, 400, { error_code: 'VALIDATION_FAILED', details: [{ field: '(body)', reason: 'not JSON' }] });
+    }
+    if (typeof b.application_id !== 'string' || !this.apps.has(b.application_id)) return send(res, 404, { error_code: 'APPLICATION_NOT_FOUND' });
+    if (typeof b.material_id !== 'string' || !b.material_id) return send(res, 400, { error_code: 'VALIDATION_FAILED', details: [{ field: 'material_id', reason: '必填' }] });
+    if (typeof b.file_name !== 'string' || !b.file_name) return send(res, 400, { error_code: 'VALIDATION_FAILED', details: [{ field: 'file_name', reason: '必填' }] });
+    if (typeof b.size !== 'number' || !Number.isInteger(b.size) || b.size < 0 || b.size > 2 * 1024 ** 3) return send(res, 400, { error_code: 'VALIDATION_FAILED', details: [{ field: 'size', reason: '0 到 2 GiB' }] });
+    if (typeof b.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(b.sha256)) return send(res, 400, { error_code: 'VALIDATION_FAILED', details: [{ field: 'sha256', reason: '须为64位小写十六进制' }] });
+    const upload_id = `UP${randomBytes(8).toString('hex')}`;
+    this.uploads.set(upload_id, { upload_id, application_id: b.application_id, material_id: b.material_id, size: b.size, sha256: b.sha256, state: 'open' });
+    this.counters.uploadsOpened++;
+    return send(res, 201, { upload_id, part_size: this.o.partSize });
+  }
+
+  private putPart(id: string, n: number, req: IncomingMessage, raw: Buffer, res: ServerResponse) {
+    const u = this.uploads.get(id);
+    if (!u || u.state !== 'open') return send(res, 404, { error_code: 'UPLOAD_NOT_FOUND' });
+    if (req.headers['content-type'] !== 'application/octet-stream') return send(res, 415, { error_code: 'UNSUPPORTED_MEDIA_TYPE' });
+    const count = Math.max(1, Math.ceil(u.size / this.o.partSize));
+    if (n < 1 || n > count) return send(res, 400, { error_code: 'VALIDATION_FAILED', details: [{ field: 'n', reason: `1 到 ${count}` }] });
+    const expected = n < count ? this.o.partSize : u.size - this.o.partSize * (count - 1);
+    if (raw.length !== expected) return send(res, 400, { error_code: 'VALIDATION_FAILED', details: [{ field: 'part', reason: `须为 ${expected} 字节` }] });
+    this.materials.putChunk(id, n - 1, raw);
+    this.counters.partPuts++;
+    return send(res, 200, { part: n });
+  }
+
+  private async completeUpload(id: string, res: ServerResponse) {
+    const u = this.uploads.get(id);
+    if (!u || u.state !== 'open') return send(res, 404, { error_code: 'UPLOAD_NOT_FOUND' });
+    const count = Math.max(1, Math.ceil(u.size / this.o.partSize));
+    const missing = this.materials.missing(id, count);
+    if (missing.length) return send(res, 422, { error_code: 'MISSING_PARTS', missing: missing.map((i) => i + 1) });
+    const r = await this.materials.complete(id, count, u.sha256, u.size);
+    if (r === 'mismatch' || r === 'missing') {
+      this.uploads.delete(id);
+      return send(res, 422, { error_code: 'CHECKSUM_MISMATCH' });
+    }
+    u.state = 'complete';
+    this.byMaterial.set(`${u.application_id}/${u.material_id}`, r);
+    return send(res, 200, { file_id: r.fileId });
   }
 
   private token(req: IncomingMessage, raw: Buffer, res: ServerResponse) {
