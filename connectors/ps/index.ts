@@ -14,7 +14,8 @@ import type { RouteStatus } from '../../model/case.js';
 import type { DepartmentEvent } from '../../model/department-event.js';
 import type { DepartmentFault, Outcome } from '../../model/outcome.js';
 import { createHttp, transportMessage } from '../http.js';
-import type { Connector, Receipt, RequestPreview, SubmitRequest } from '../types.js';
+import type { Connector, PushContext, PushReceipt, Receipt, RequestPreview, SubmitRequest } from '../types.js';
+import { chunkCount, streamChunks } from '../material-stream.js';
 import { beijingCompactTime, child, escapeXml, hasXmlIllegalChars, licenceFromXml, parseXmlSafely, text } from '../xml.js';
 
 export interface PsConnectorConfig {
@@ -29,6 +30,8 @@ export interface PsConnectorConfig {
 
 export const PS_STATUS: Readonly<Record<string, RouteStatus>> = { '1': 'SUBMITTED', '2': 'IN_REVIEW', '3': 'APPROVED', '4': 'REJECTED', '5': 'RETURNED' };
 const PATH = '/gab/service';
+/** dept-ps.md: at most 512 KiB per chunk before Base64. */
+const PS_CHUNK = 512 * 1024;
 
 const fault = (code: string, message: string, departmentCode?: string): DepartmentFault =>
   departmentCode === undefined ? { code, message } : { code, message, departmentCode };
@@ -200,6 +203,43 @@ export class PsConnector implements Connector {
     const slbh = text(child(a.ret, 'SLBH'));
     if (!slbh) return { kind: 'retry', fault: fault('DEPT_BAD_ANSWER', `CODE ${a.code} without SLBH`, a.code) };
     return { kind: a.code === '00' ? 'ok' : 'duplicate', value: { receiptNo: slbh } };
+  }
+
+  /**
+   * CL_SC in chunks of 512 KiB, each with its own SEQ. ps has no query of held chunks, so the
+   * chunks it acknowledged (in order) are remembered after each answer and an interrupted push
+   * resumes after them; re-sending a held chunk is harmless. The last chunk goes only after the
+   * whole file matched its declared SHA-256.
+   */
+  async pushMaterial(ctx: PushContext): Promise<Outcome<PushReceipt>> {
+    const m = ctx.material;
+    const total = chunkCount(m.size, PS_CHUNK);
+    const acked = typeof ctx.resume.acked === 'number' ? ctx.resume.acked : 0;
+    const held = new Set(Array.from({ length: Math.min(acked, total - 1) }, (_, i) => i));
+    let head: string;
+    try {
+      head = `${tag('SLBH', value(ctx.receiptNo, 'SLBH', true))}${tag('CLBH', value(m.id, 'CLBH', true))}${tag('WJM', value(m.fileName, 'WJM', true))}`;
+    } catch (e) {
+      if (e instanceof PayloadError) return { kind: 'permanent', fault: fault(e.code, e.message) };
+      throw e;
+    }
+    let complete = false;
+    let stop: Outcome<never> | null = null;
+    const streamed = await streamChunks(await m.open(), m, PS_CHUNK, held, async (i, chunk, isLast) => {
+      const body = `<BODY>${head}<FPXH>${i}</FPXH><FPZS>${total}</FPZS><SHA256>${m.sha256.toLowerCase()}</SHA256><NR>${chunk.toString('base64')}</NR></BODY>`;
+      const a = await this.call('CL_SC', newSeq(), body);
+      if (!a.ok) {
+        // CODE 30: the department discarded the material; start it again from the first chunk.
+        if (a.outcome.kind === 'retry' && a.outcome.fault.code === 'DEPT_MATERIAL_MISMATCH') await ctx.remember({ acked: 0 });
+        return { ok: false, stop: (stop = a.outcome) };
+      }
+      if (isLast) complete = text(child(a.ret, 'WC')) === '1';
+      else await ctx.remember({ acked: i + 1 });
+      return { ok: true };
+    });
+    if (!streamed.ok) return 'mismatch' in streamed ? { kind: 'permanent', fault: streamed.mismatch } : stop!;
+    if (!complete) return { kind: 'retry', fault: fault('DEPT_UPLOAD_INCOMPLETE', 'the department does not report the file complete (WC); sending it again') };
+    return { kind: 'ok', value: { sent: streamed.sent, skipped: streamed.skipped } };
   }
 
   async fetchResult(receiptNo: string): Promise<Outcome<DepartmentEvent>> {

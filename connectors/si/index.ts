@@ -9,7 +9,8 @@ import type { RouteStatus } from '../../model/case.js';
 import type { DepartmentEvent } from '../../model/department-event.js';
 import type { DepartmentFault, Outcome } from '../../model/outcome.js';
 import { createHttp, transportMessage } from '../http.js';
-import type { Connector, Receipt, RequestPreview, SubmitRequest } from '../types.js';
+import type { Connector, PushContext, PushReceipt, Receipt, RequestPreview, SubmitRequest } from '../types.js';
+import { chunkCount, streamChunks } from '../material-stream.js';
 import { beijingCompactTime, child, escapeXml, hasXmlIllegalChars, licenceFromXml, parseXmlSafely, text } from '../xml.js';
 
 export const SOAP_NS = 'http://schemas.xmlsoap.org/soap/envelope/';
@@ -19,6 +20,8 @@ const WSU_NS = 'http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecuri
 const PASSWORD_DIGEST = 'http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest';
 const BASE64_BINARY = 'http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary';
 const PATH = '/services/SiBusinessService';
+/** dept-si.md: at most 1 MiB per chunk before Base64. */
+const SI_CHUNK = 1024 * 1024;
 
 export interface SiConnectorConfig {
   baseUrl: string;
@@ -192,6 +195,62 @@ export class SiConnector implements Connector {
         return { kind: 'retry', fault: fault('DEPT_UNAVAILABLE', msg, code) };
       default:
         return { kind: 'retry', fault: fault('DEPT_BAD_ANSWER', `resultCode ${JSON.stringify(code)} is not in the spec: ${msg}`, code || 'none') };
+    }
+  }
+
+  /**
+   * uploadMaterial in chunks of 1 MiB (Base64 in the SOAP body), after asking queryUpload which
+   * chunks the department already holds. The last chunk — the one that completes — goes only after
+   * the whole file matched its declared SHA-256.
+   */
+  async pushMaterial(ctx: PushContext): Promise<Outcome<PushReceipt>> {
+    const m = ctx.material;
+    const total = chunkCount(m.size, SI_CHUNK);
+    const ids = `<si:acceptNo>${escapeXml(ctx.receiptNo)}</si:acceptNo><si:materialId>${escapeXml(m.id)}</si:materialId>`;
+    const q = await this.call('queryUpload', `<si:queryUploadRequest>${ids}</si:queryUploadRequest>`);
+    if (!q.ok) return q.outcome;
+    const qc = text(q.body.resultCode) ?? '';
+    const held = new Set<number>();
+    if (qc === '0') {
+      for (const x of (text(q.body.receivedChunks) ?? '').split(',')) if (/^\d+$/.test(x.trim())) held.add(Number(x.trim()));
+    } else {
+      const o = this.uploadAnswer(qc, text(q.body.resultMsg) || qc);
+      if (o) return o;
+    }
+    let completed = false;
+    let stop: Outcome<never> | null = null;
+    const streamed = await streamChunks(await m.open(), m, SI_CHUNK, held, async (i, chunk, isLast) => {
+      const body =
+        `<si:uploadMaterialRequest>${ids}<si:fileName>${escapeXml(m.fileName)}</si:fileName><si:chunkIndex>${i}</si:chunkIndex><si:chunkCount>${total}</si:chunkCount>` +
+        `<si:sha256>${m.sha256.toLowerCase()}</si:sha256><si:content>${chunk.toString('base64')}</si:content></si:uploadMaterialRequest>`;
+      const a = await this.call('uploadMaterial', body);
+      if (!a.ok) return { ok: false, stop: (stop = a.outcome) };
+      const code = text(a.body.resultCode) ?? '';
+      if (code !== '0') return { ok: false, stop: (stop = this.uploadAnswer(code, text(a.body.resultMsg) || code) ?? { kind: 'retry', fault: fault('DEPT_BAD_ANSWER', `uploadMaterial answered ${code}`, code) }) };
+      if (isLast) completed = text(a.body.complete) === 'true';
+      return { ok: true };
+    });
+    if (!streamed.ok) return 'mismatch' in streamed ? { kind: 'permanent', fault: streamed.mismatch } : stop!;
+    // Every chunk was already held (a re-run after the last one went): ask whether it is complete.
+    if (!completed && streamed.sent === 0) completed = held.size >= total;
+    if (!completed) return { kind: 'retry', fault: fault('DEPT_UPLOAD_INCOMPLETE', 'the department does not report the file complete; missing chunks are sent again') };
+    return { kind: 'ok', value: { sent: streamed.sent, skipped: streamed.skipped } };
+  }
+
+  private uploadAnswer(code: string, msg: string): Outcome<never> | null {
+    switch (code) {
+      case 'E3001':
+        // The department discarded the chunks: the next attempt starts the material again.
+        return { kind: 'retry', fault: fault('DEPT_CHECKSUM_MISMATCH', msg, code) };
+      case 'E3002':
+        return { kind: 'permanent', fault: fault('DEPT_UNKNOWN_RECEIPT', msg, code) };
+      case 'E1001':
+        return { kind: 'permanent', fault: fault('DEPT_REJECTED_DATA', msg, code) };
+      case 'E9001':
+      case 'E9999':
+        return { kind: 'retry', fault: fault('DEPT_UNAVAILABLE', msg, code) };
+      default:
+        return null;
     }
   }
 

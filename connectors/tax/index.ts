@@ -8,7 +8,9 @@ import type { RouteStatus } from '../../model/case.js';
 import type { DepartmentEvent } from '../../model/department-event.js';
 import type { DepartmentFault, Outcome } from '../../model/outcome.js';
 import { createHttp, jsonObject, retryAfterMs, transportMessage } from '../http.js';
-import type { CallbackResult, CallbackTarget, Connector, Receipt, RequestPreview, SubmitRequest } from '../types.js';
+import { PassThrough } from 'node:stream';
+import type { CallbackResult, CallbackTarget, Connector, PushContext, PushReceipt, Receipt, RequestPreview, SubmitRequest } from '../types.js';
+import { streamChunks } from '../material-stream.js';
 import { sha256Hex, signedHeaders, verifySigned } from './signing.js';
 
 export interface TaxConnectorConfig {
@@ -27,6 +29,11 @@ export const TAX_STATUS: Readonly<Record<string, RouteStatus>> = {
   REJECTED: 'REJECTED',
   RETURNED: 'RETURNED',
 };
+
+/** dept-tax.md: one PUT of at most 50 MiB. */
+const TAX_MAX_FILE = 50 * 1024 * 1024;
+/** Bytes handed to the request at a time; the last piece waits for the hash check. */
+const TAX_PIPE_CHUNK = 256 * 1024;
 
 /** The spec keeps nonces 10 minutes; the gateway remembers them as long. */
 const NONCE_TTL_SECONDS = 600;
@@ -119,6 +126,58 @@ export class TaxConnector implements Connector {
     if (res.status === 400 && code === '3002') return { kind: 'permanent', fault: fault('DEPT_REFUSED', msg, code) };
     if (res.status === 200) return { kind: 'retry', fault: fault('DEPT_BAD_ANSWER', `200 with code ${code ?? '(none)'}: ${msg}`, code ?? '200') };
     return { kind: 'permanent', fault: fault('DEPT_UNEXPECTED_ANSWER', msg, code ?? String(res.status)) };
+  }
+
+  /**
+   * One signed, streamed PUT of the whole file (at most 50 MiB; a larger one fails at once). The
+   * signature covers X-Content-SHA256, the declared hash; the bytes stream from the platform
+   * through a hash and a counter, and the tail is held back until they matched, so a mismatching
+   * file is broken off before the department has all of it. A second PUT replaces the first, so
+   * a resumed push simply sends it again.
+   */
+  async pushMaterial(ctx: PushContext): Promise<Outcome<PushReceipt>> {
+    const m = ctx.material;
+    if (m.size > TAX_MAX_FILE)
+      return { kind: 'permanent', fault: fault('MATERIAL_TOO_LARGE', `the tax system takes files of at most 50 MiB (dept-tax.md); ${m.fileName} has ${m.size} bytes`) };
+    const path = `/api/v2/materials/${encodeURIComponent(ctx.receiptNo)}/${encodeURIComponent(m.id)}`;
+    const sha = m.sha256.toLowerCase();
+    const headers: Record<string, string> = {
+      ...signedHeaders(this.cfg.appId, this.cfg.appSecret, 'PUT', this.basePath + path, sha, this.now()),
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': String(m.size),
+      'X-Content-SHA256': sha,
+      'X-File-Name': `UTF-8''${encodeURIComponent(m.fileName)}`,
+    };
+    const body = new PassThrough();
+    const put = this.http.client.put(path, body, { headers, maxBodyLength: Infinity }).then(
+      (res) => ({ ok: true as const, res }),
+      (e: unknown) => ({ ok: false as const, e }),
+    );
+    const source = await m.open();
+    const streamed = await streamChunks(source, m, TAX_PIPE_CHUNK, new Set(), async (_i, chunk) => {
+      if (!body.write(chunk)) await new Promise<void>((r) => body.once('drain', r));
+      return { ok: true };
+    });
+    if (!streamed.ok) {
+      // Break the request off: the department never receives the whole (wrong) file.
+      body.destroy(new Error('material does not match its declared hash'));
+      await put;
+      return 'mismatch' in streamed ? { kind: 'permanent', fault: streamed.mismatch } : { kind: 'retry', fault: fault('DEPT_UNREACHABLE', 'upload interrupted') };
+    }
+    body.end();
+    const r = await put;
+    if (!r.ok) return { kind: 'retry', fault: fault('DEPT_UNREACHABLE', transportMessage(r.e)) };
+    const b = jsonObject(r.res);
+    const shared = this.common(r.res, b);
+    if (shared) return shared;
+    const code = typeof b?.code === 'string' ? b.code : undefined;
+    const msg = typeof b?.message === 'string' && b.message ? b.message : (code ?? `HTTP ${r.res.status}`);
+    const fileId = (b?.data as { fileId?: unknown } | undefined)?.fileId;
+    if (r.res.status === 200 && code === '0000' && typeof fileId === 'string') return { kind: 'ok', value: { fileId, sent: streamed.sent, skipped: 0 } };
+    if (r.res.status === 413 || code === '4013') return { kind: 'permanent', fault: fault('MATERIAL_TOO_LARGE', msg, code ?? '413') };
+    // 4001: the bytes did not match X-Content-SHA256 at the department although they matched here: send again.
+    if (code === '4001') return { kind: 'retry', fault: fault('DEPT_CHECKSUM_MISMATCH', msg, code) };
+    return { kind: r.res.status >= 400 && r.res.status < 500 ? 'permanent' : 'retry', fault: fault('DEPT_UPLOAD_REFUSED', msg, code ?? String(r.res.status)) };
   }
 
   async fetchResult(receiptNo: string): Promise<Outcome<DepartmentEvent>> {

@@ -57,7 +57,7 @@ export class InvSimulator {
   readonly uploads = new Map<string, { upload_id: string; application_id: string; material_id: string; size: number; sha256: string; state: 'open' | 'complete' }>();
   readonly materials = new MaterialStore();
   readonly byMaterial = new Map<string, StoredFile>();
-  readonly counters = { tokenRequests: 0, submits: 0, replays: 0, rateLimited: 0, webhooksSent: 0, webhooksFailed: 0, gets: 0, uploadsOpened: 0, uploadQueries: 0, partPuts: 0 };
+  readonly counters = { tokenRequests: 0, submits: 0, replays: 0, rateLimited: 0, webhooksSent: 0, webhooksFailed: 0, gets: 0, uploadsOpened: 0, uploadQueries: 0, partPuts: 0, aborted: 0 };
   private tokens = new Map<string, { clientId: string; expiresAt: number }>();
   private window = new Map<string, number[]>();
   private seq = 0;
@@ -138,7 +138,12 @@ export class InvSimulator {
 
   private async handle(req: IncomingMessage, res: ServerResponse) {
     const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
+    try {
+      for await (const c of req) chunks.push(c as Buffer);
+    } catch {
+      this.counters.aborted++; // the caller broke the request off: nothing is kept
+      return;
+    }
     const raw = Buffer.concat(chunks);
     if (this.mode === 'down') return req.socket.destroy();
     if (this.mode === 'slow') await new Promise((r) => setTimeout(r, this.slowMs));

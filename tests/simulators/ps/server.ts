@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { XMLParser } from 'fast-xml-parser';
 import iconv from 'iconv-lite';
+import { MaterialStore } from '../material-store.js';
 
 export type PsMode = 'normal' | 'down' | 'busy' | 'internal';
 export interface PsSimOptions {
@@ -49,7 +50,9 @@ export class PsSimulator {
   readonly accepted = new Map<string, number>();
   /** Raw request bodies, as bytes. */
   readonly requests: Buffer[] = [];
-  readonly counters = { submits: 0, replays: 0, queries: 0, tlsRefused: 0 };
+  readonly counters = { submits: 0, replays: 0, queries: 0, tlsRefused: 0, chunkPuts: 0, aborted: 0 };
+  /** Uploaded chunks (on disk) and the files assembled and verified, by SLBH/CLBH. */
+  readonly materials = new MaterialStore();
   readonly queries = new Map<string, number[]>();
   mode: PsMode = 'normal';
   private answers = new Map<string, string>();
@@ -87,6 +90,7 @@ export class PsSimulator {
   async close() {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
+    this.materials.cleanup();
   }
 
   private send(res: ServerResponse, seq: string, ret: string, remember = true) {
@@ -100,11 +104,17 @@ export class PsSimulator {
 
   private async handle(req: IncomingMessage, res: ServerResponse) {
     const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
+    try {
+      for await (const c of req) chunks.push(c as Buffer);
+    } catch {
+      this.counters.aborted++; // the caller broke the request off: nothing is kept
+      return;
+    }
     const raw = Buffer.concat(chunks);
     if (this.mode === 'down') return req.socket.destroy();
     if (!(req.socket as TLSSocket).authorized) return res.writeHead(403).end();
-    this.requests.push(raw);
+    // Material chunks are not kept here (the material store has them): only the small packets.
+    if (raw.length < 64 * 1024) this.requests.push(raw);
     if (req.method !== 'POST' || req.url !== '/gab/service') return res.writeHead(404).end();
     if (!/^text\/xml;\s*charset=GBK$/i.test(String(req.headers['content-type']))) return this.code(res, '', '10', '报文编码须为GBK', '', false);
     const decl = /^<\?xml[^>]*encoding="([^"]+)"/.exec(raw.subarray(0, 100).toString('latin1'));
@@ -131,6 +141,7 @@ export class PsSimulator {
     if (this.mode === 'internal') return this.code(res, seq, '99', '内部错误', '', false);
     if (p.HEAD.SERVICE === 'HJ_SB') return this.submit(res, seq, p.BODY ?? {});
     if (p.HEAD.SERVICE === 'JG_CX') return this.query(res, seq, String(p.BODY?.SLBH ?? ''));
+    if (p.HEAD.SERVICE === 'CL_SC') return void this.chunk(res, seq, p.BODY ?? {});
     return this.code(res, seq, '10', `SERVICE ${String(p.HEAD.SERVICE)} 不支持`);
   }
 
@@ -155,6 +166,26 @@ export class PsSimulator {
     this.business.set(slbh, { slbh, seq, ywlx: String(body.YWLX), sqr: s, kzxx: kz.map((x) => (typeof x === 'string' ? { DM: '', value: x } : { DM: x['@_DM'], value: x['#text'] ?? '' })), acceptedAt: now, zt: '1', ztsj: now, yj: '' });
     this.accepted.set(seq, (this.accepted.get(seq) ?? 0) + 1);
     this.code(res, seq, '00', '受理成功', `<SLBH>${slbh}</SLBH>`);
+  }
+
+  private async chunk(res: ServerResponse, seq: string, b: Record<string, any>) {
+    const slbh = String(b.SLBH ?? '');
+    if (!this.business.has(slbh)) return this.code(res, seq, '11', 'SLBH 不存在');
+    const i = Number(b.FPXH);
+    const n = Number(b.FPZS);
+    const sha = String(b.SHA256 ?? '');
+    if (!b.CLBH || !b.WJM || !/^\d+$/.test(String(b.FPXH)) || !/^\d+$/.test(String(b.FPZS)) || n < 1 || i >= n || !/^[0-9a-f]{64}$/.test(sha)) return this.code(res, seq, '11', 'CL_SC 字段无效');
+    const data = Buffer.from(String(b.NR ?? ''), 'base64');
+    if (data.length > 512 * 1024) return this.code(res, seq, '11', 'NR 超过 512 KiB');
+    const key = `${slbh}/${String(b.CLBH)}`;
+    this.materials.putChunk(key, i, data);
+    this.counters.chunkPuts++;
+    const held = this.materials.held(key).length;
+    if (held < n) return this.code(res, seq, '00', '已接收', `<YJS>${held}</YJS>`);
+    const r = await this.materials.complete(key, n, sha);
+    if (r === 'mismatch') return this.code(res, seq, '30', '材料哈希不一致');
+    if (r === 'missing') return this.code(res, seq, '00', '已接收', `<YJS>${held}</YJS>`);
+    return this.code(res, seq, '00', '上传完成', `<YJS>${held}</YJS><WC>1</WC>`);
   }
 
   private query(res: ServerResponse, seq: string, slbh: string) {

@@ -10,6 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { XMLParser } from 'fast-xml-parser';
+import { MaterialStore } from '../material-store.js';
 
 const SOAP = 'http://schemas.xmlsoap.org/soap/envelope/';
 const SI = 'urn:cn:gov:si:business:v1';
@@ -48,12 +49,16 @@ const ORDER: Record<string, string[]> = {
   person: ['aac002', 'aac003', 'aac004', 'aac006', 'aae005', 'aae006'],
   unit: ['aab004', 'aab998'],
   queryResultRequest: ['acceptNo'],
+  uploadMaterialRequest: ['acceptNo', 'materialId', 'fileName', 'chunkIndex', 'chunkCount', 'sha256', 'content'],
+  queryUploadRequest: ['acceptNo', 'materialId'],
 };
 const REQUIRED: Record<string, string[]> = {
   submitBusinessRequest: ['serialNo', 'businessType', 'person', 'materialCount'],
   person: ['aac002', 'aac003', 'aac004', 'aac006'],
   unit: ['aab004', 'aab998'],
   queryResultRequest: ['acceptNo'],
+  uploadMaterialRequest: ['acceptNo', 'materialId', 'fileName', 'chunkIndex', 'chunkCount', 'sha256', 'content'],
+  queryUploadRequest: ['acceptNo', 'materialId'],
 };
 const BUSINESS_TYPES = new Set(['SI0101', 'SI0102', 'SI0201', 'SI0301']);
 
@@ -98,7 +103,9 @@ export class SiSimulator {
   readonly business = new Map<string, SiBusiness>();
   private readonly bySerial = new Map<string, string>();
   readonly accepted = new Map<string, number>();
-  readonly counters = { submits: 0, replays: 0, authFailures: 0, queries: 0 };
+  readonly counters = { submits: 0, replays: 0, authFailures: 0, queries: 0, uploadQueries: 0, chunkPuts: 0, aborted: 0 };
+  /** Uploaded chunks (on disk) and the files assembled and verified, by acceptNo/materialId. */
+  readonly materials = new MaterialStore();
   /** queryResult times per acceptNo. */
   readonly queries = new Map<string, number[]>();
   /** Every request body as received. */
@@ -147,6 +154,7 @@ export class SiSimulator {
   async close() {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
+    this.materials.cleanup();
   }
 
   private reply(res: ServerResponse, status: number, bodyXml: string) {
@@ -164,7 +172,12 @@ export class SiSimulator {
 
   private async handle(req: IncomingMessage, res: ServerResponse) {
     const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
+    try {
+      for await (const c of req) chunks.push(c as Buffer);
+    } catch {
+      this.counters.aborted++; // the caller broke the request off: nothing is kept
+      return;
+    }
     if (this.mode === 'down') return req.socket.destroy();
     if (this.mode === 'slow') await new Promise((r) => setTimeout(r, this.slowMs));
     if (this.mode === '500') return res.writeHead(500, { 'Content-Type': 'text/html' }).end('<!DOCTYPE html><html><body>502 Bad Gateway</body></html>');
@@ -208,6 +221,12 @@ export class SiSimulator {
       }
       if (opName === 'submitBusinessRequest') return this.submit(res, fields);
       if (opName === 'queryResultRequest') return this.query(res, fields.acceptNo as string);
+      if (opName === 'uploadMaterialRequest') return void this.upload(res, fields);
+      if (opName === 'queryUploadRequest') {
+        if (!this.business.has(fields.acceptNo as string)) return this.answer(res, 'queryUpload', [['resultCode', 'E3002'], ['resultMsg', 'acceptNo 不存在'], ['receivedChunks', '']]);
+        this.counters.uploadQueries++;
+        return this.answer(res, 'queryUpload', [['resultCode', '0'], ['resultMsg', '成功'], ['receivedChunks', this.materials.held(`${fields.acceptNo}/${fields.materialId}`).join(',')]]);
+      }
       throw new Fault('soapenv:Client', `operation ${opName} is not simulated`);
     } catch (e) {
       if (e instanceof Fault) return this.fault(res, e.code, e.message);
@@ -296,6 +315,30 @@ export class SiSimulator {
     this.bySerial.set(f.serialNo as string, acceptNo);
     this.accepted.set(f.serialNo as string, (this.accepted.get(f.serialNo as string) ?? 0) + 1);
     this.answer(res, 'submitBusiness', [['resultCode', '0'], ['resultMsg', '受理成功'], ['acceptNo', acceptNo]]);
+  }
+
+  private async upload(res: ServerResponse, f: Record<string, unknown>) {
+    const answer = (code: string, msg: string, received = 0, complete = false) =>
+      this.answer(res, 'uploadMaterial', [['resultCode', code], ['resultMsg', msg], ['received', String(received)], ['complete', String(complete)]]);
+    if (this.mode === 'busy') return answer('E9001', '系统繁忙');
+    const acceptNo = f.acceptNo as string;
+    if (!this.business.has(acceptNo)) return answer('E3002', 'acceptNo 不存在');
+    const index = Number(f.chunkIndex);
+    const count = Number(f.chunkCount);
+    const sha = String(f.sha256);
+    if (!/^\d+$/.test(String(f.chunkIndex)) || !/^\d+$/.test(String(f.chunkCount)) || count < 1 || index >= count) return answer('E1001', 'chunkIndex/chunkCount 无效');
+    if (!/^[0-9a-f]{64}$/.test(sha)) return answer('E1001', 'sha256 须为小写十六进制');
+    const content = Buffer.from(String(f.content), 'base64');
+    if (content.length > 1024 * 1024) return answer('E1001', 'content 超过 1 MiB');
+    const key = `${acceptNo}/${String(f.materialId)}`;
+    this.materials.putChunk(key, index, content);
+    this.counters.chunkPuts++;
+    const held = this.materials.held(key).length;
+    if (held < count) return answer('0', '已接收', held, false);
+    const r = await this.materials.complete(key, count, sha);
+    if (r === 'mismatch') return answer('E3001', '文件校验不一致，请重新上传', 0, false);
+    if (r === 'missing') return answer('0', '已接收', held, false);
+    return answer('0', '上传完成', held, true);
   }
 
   /** Status moves with time since acceptance: 01 → 02 → decision. */

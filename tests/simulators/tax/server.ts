@@ -9,6 +9,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { MaterialStore } from '../material-store.js';
 
 export type TaxStatus = 'ACCEPTED' | 'REVIEWING' | 'APPROVED' | 'REJECTED' | 'RETURNED';
 export type TaxMode = 'normal' | 'down' | '5xx' | 'slow' | '429';
@@ -42,6 +43,7 @@ export interface Registration {
 }
 
 const BIZ_TYPES = new Set(['SWDJ01', 'SWDJ02', 'FPSL01']);
+const TAX_MAX_FILE = 50 * 1024 * 1024;
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const hmac = (secret: string, s: string) => createHmac('sha256', secret).update(s).digest('hex');
 
@@ -49,7 +51,9 @@ export class TaxSimulator {
   readonly regs = new Map<string, Registration>();
   private readonly bySerial = new Map<string, string>();
   readonly accepted = new Map<string, number>();
-  readonly counters = { submits: 0, replays: 0, rateLimited: 0, signatureRefused: 0, webhooksSent: 0, webhooksFailed: 0, gets: 0 };
+  readonly counters = { submits: 0, replays: 0, rateLimited: 0, signatureRefused: 0, webhooksSent: 0, webhooksFailed: 0, gets: 0, materialPuts: 0, tooLarge: 0, aborted: 0 };
+  /** Uploaded files (on disk), verified with its own SHA-256, by applyNo/materialId. */
+  readonly materials = new MaterialStore();
   /** Every request's signing headers as received (to check nonces are fresh). */
   readonly nonces: string[] = [];
   mode: TaxMode = 'normal';
@@ -107,6 +111,7 @@ export class TaxSimulator {
     for (const t of this.timers) clearTimeout(t);
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
+    this.materials.cleanup();
   }
   private later(ms: number, fn: () => void) {
     const t = setTimeout(() => {
@@ -136,7 +141,10 @@ export class TaxSimulator {
     const now = Date.now();
     for (const [n, at] of this.seen) if (now - at > 600_000) this.seen.delete(n);
     if (this.seen.has(nonce)) return refuse('1002', '随机数重复');
-    const sts = [req.method, req.url, ts, nonce, sha256(raw)].join('\n');
+    // Material uploads sign X-Content-SHA256 in place of the body hash.
+    const isMaterial = req.method === 'PUT' && (req.url ?? '').startsWith('/api/v2/materials/');
+    const bodyHash = isMaterial ? h('x-content-sha256') : sha256(raw);
+    const sts = [req.method, req.url, ts, nonce, bodyHash].join('\n');
     if (hmac(this.o.appSecret, sts) !== h('x-signature')) return refuse('1001', '签名错误');
     this.seen.set(nonce, now);
     this.nonces.push(nonce);
@@ -144,8 +152,23 @@ export class TaxSimulator {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse) {
+    const isMaterial = req.method === 'PUT' && /^\/api\/v2\/materials\/[^/]+\/[^/]+$/.test((req.url ?? '').split('?')[0]!);
+    if (isMaterial) {
+      const len = req.headers['content-length'];
+      if (len === undefined) return this.answer(res, 411, '3001', 'Content-Length 必填');
+      if (Number(len) > TAX_MAX_FILE) {
+        this.counters.tooLarge++;
+        res.setHeader('Connection', 'close');
+        return this.answer(res, 413, '4013', '文件超过 50 MiB');
+      }
+    }
     const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
+    try {
+      for await (const c of req) chunks.push(c as Buffer);
+    } catch {
+      this.counters.aborted++; // the caller broke the request off: nothing is kept
+      return;
+    }
     const raw = Buffer.concat(chunks);
     if (this.mode === 'down') return req.socket.destroy();
     if (this.mode === 'slow') await new Promise((r) => setTimeout(r, this.slowMs));
@@ -160,6 +183,8 @@ export class TaxSimulator {
     this.window.push(now);
     const url = new URL(req.url ?? '/', 'http://sim');
     if (req.method === 'POST' && url.pathname === '/api/v2/tax-registrations') return this.register(raw, res);
+    const mm = /^\/api\/v2\/materials\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (req.method === 'PUT' && mm) return this.material(decodeURIComponent(mm[1]!), decodeURIComponent(mm[2]!), req, raw, res);
     const m = /^\/api\/v2\/tax-registrations\/([^/]+)$/.exec(url.pathname);
     if (req.method === 'GET' && m) {
       this.counters.gets++;
@@ -167,6 +192,22 @@ export class TaxSimulator {
       return reg ? this.answer(res, 200, '0000', '成功', this.statusBody(reg)) : this.answer(res, 404, '3004', '申请不存在');
     }
     return this.answer(res, 404, '3404', '接口不存在');
+  }
+
+  private async material(applyNo: string, materialId: string, req: IncomingMessage, raw: Buffer, res: ServerResponse) {
+    if (!this.regs.has(applyNo)) return this.answer(res, 404, '3004', '申请不存在');
+    if (req.headers['content-type'] !== 'application/octet-stream') return this.answer(res, 400, '3001', 'Content-Type 须为 application/octet-stream');
+    const sha = String(req.headers['x-content-sha256'] ?? '');
+    if (!/^[0-9a-f]{64}$/.test(sha)) return this.answer(res, 400, '3001', 'X-Content-SHA256 格式错误');
+    if (!/^UTF-8''[\w%.\-~!*'()]+$/.test(String(req.headers['x-file-name'] ?? ''))) return this.answer(res, 400, '3001', 'X-File-Name 须为 RFC 5987 编码');
+    this.counters.materialPuts++;
+    const key = `${applyNo}/${materialId}`;
+    // One PUT is one file: a second replaces the first.
+    this.materials.discard(key);
+    this.materials.putChunk(key, 0, raw);
+    const r = await this.materials.complete(key, 1, sha, Number(req.headers['content-length']));
+    if (r === 'mismatch' || r === 'missing') return this.answer(res, 400, '4001', '文件内容与 X-Content-SHA256 不一致');
+    return this.answer(res, 200, '0000', '上传成功', { fileId: r.fileId });
   }
 
   private register(raw: Buffer, res: ServerResponse) {
