@@ -11,6 +11,7 @@ import type { Queues } from '../queue/queues.js';
 import { applyDepartmentEvent } from '../queue/results.js';
 import { registerMappingRoutes } from './admin-mappings.js';
 import { Intake } from './intake.js';
+import { supplementCase, withdrawCase } from './case-actions.js';
 import { audit, isRole, type Principal, type Role, type TokenStore } from './tokens.js';
 
 declare module 'fastify' {
@@ -108,6 +109,16 @@ export function buildApp(d: AppDeps): FastifyInstance {
     const doc = /^[A-Za-z0-9_-]{1,64}$/.test(req.params.caseNo) ? await d.ledger.get(req.params.caseNo) : null;
     if (!doc) throw new GatewayError('CASE_NOT_FOUND', `no case ${req.params.caseNo}`);
     return reply.send(caseView(doc));
+  });
+
+  const actions = { ledger: d.ledger, queues: d.queues, log: d.log };
+  app.post<{ Params: { caseNo: string } }>('/v1/cases/:caseNo/withdraw', { preHandler: platformOnly }, async (req, reply) => {
+    const { status, view } = await withdrawCase(actions, req.params.caseNo);
+    return reply.status(status).send(view);
+  });
+  app.post<{ Params: { caseNo: string } }>('/v1/cases/:caseNo/materials', { preHandler: platformOnly }, async (req, reply) => {
+    const { status, view } = await supplementCase(actions, req.params.caseNo, req.body);
+    return reply.status(status).send(view);
   });
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/v1/cases', { preHandler: platformOnly }, async (req, reply) => {

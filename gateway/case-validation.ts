@@ -12,6 +12,22 @@ import { ajvFaults } from '../mappings/language.js';
 const str = (max: number, extra: Record<string, unknown> = {}) => ({ type: 'string', minLength: 1, maxLength: max, ...extra });
 const MAX_MATERIAL = 2 * 1024 ** 3;
 
+/** One archived e-material (platform-api.md): at most 2 GiB; sha256 and size are binding. */
+export const materialSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'name', 'fileName', 'mediaType', 'url', 'sha256', 'size'],
+  properties: {
+    id: str(64, { pattern: '^[A-Za-z0-9_-]+$' }),
+    name: str(200),
+    fileName: str(255),
+    mediaType: str(100),
+    url: { type: 'string', format: 'uri', pattern: '^https?://' },
+    sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    size: { type: 'integer', minimum: 0, maximum: MAX_MATERIAL },
+  },
+} as const;
+
 export const unifiedCaseSchema = {
   type: 'object',
   additionalProperties: false,
@@ -67,20 +83,7 @@ export const unifiedCaseSchema = {
     materials: {
       type: 'array',
       maxItems: 200,
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['id', 'name', 'fileName', 'mediaType', 'url', 'sha256', 'size'],
-        properties: {
-          id: str(64, { pattern: '^[A-Za-z0-9_-]+$' }),
-          name: str(200),
-          fileName: str(255),
-          mediaType: str(100),
-          url: { type: 'string', format: 'uri', pattern: '^https?://' },
-          sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
-          size: { type: 'integer', minimum: 0, maximum: MAX_MATERIAL },
-        },
-      },
+      items: materialSchema,
     },
     callbackUrl: { type: 'string', format: 'uri', pattern: '^https?://' },
   },
@@ -90,6 +93,13 @@ const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
 // ajv-formats is CommonJS: its default export sits on .default under NodeNext.
 (ajvFormats as unknown as { default: (a: Ajv) => Ajv }).default(ajv);
 const validateShape = ajv.compile<UnifiedCase>(unifiedCaseSchema);
+/** POST /v1/cases/{caseNo}/materials */
+export const validateSupplementBody = ajv.compile({
+  type: 'object',
+  additionalProperties: false,
+  required: ['department', 'materials'],
+  properties: { department: { enum: ['si', 'tax', 'ps', 'inv'] }, materials: { type: 'array', minItems: 1, maxItems: 200, items: materialSchema } },
+});
 
 const ID_FAULT_TEXT: Record<IdFault, string> = {
   LENGTH: 'must be 18 characters',

@@ -92,6 +92,11 @@ export async function handleSubmit(job: Job<SubmitJob>, worker: Worker, deps: De
         return d;
       });
       await notifyAfter(deps, caseNo, res);
+      if (res?.doc.routes.find((r) => r.department === department)?.status === 'WITHDRAWN') {
+        // Withdrawn while this submission was on the wire: the receipt is kept and reported, nothing more is sent.
+        log.warn({ receiptNo: outcome.value.receiptNo }, 'department accepted a case withdrawn meanwhile; receipt recorded, nothing more sent');
+        return { receiptNo: outcome.value.receiptNo, outcome: outcome.kind, withdrawn: true };
+      }
       await deps.queues.addCheck(caseNo, department, firstCheckMs(deps, connector, department));
       if (canPush(connector)) await queueMaterialPushes(deps, caseNo, department);
       log.info({ receiptNo: outcome.value.receiptNo, outcome: outcome.kind, ms }, 'department accepted');

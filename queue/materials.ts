@@ -24,6 +24,12 @@ export interface MaterialDeps {
   downloadTimeoutMs: number;
 }
 
+/** The route was withdrawn while its material was on the wire: the push stops where it is. */
+class WithdrawnError extends Error {}
+
+/** How often a running push looks whether its case was withdrawn meanwhile. */
+const WITHDRAWAL_CHECK_MS = 1000;
+
 export const canPush = (c: Connector | undefined): c is Connector & MaterialPusher => !!c && typeof (c as Partial<MaterialPusher>).pushMaterial === 'function';
 
 function materialOf(doc: CaseDoc | null, d: DepartmentId, id: string): MaterialState | undefined {
@@ -53,6 +59,24 @@ export async function queueMaterialPushes(deps: DeliveryDeps, caseNo: string, d:
   return n;
 }
 
+/** A RETURNED route whose supplement materials are all delivered goes back to review. */
+async function reopenAfterSupplement(deps: DeliveryDeps, caseNo: string, d: DepartmentId): Promise<void> {
+  const res = await deps.ledger.mutate(caseNo, (doc) => {
+    const r = doc.routes.find((x) => x.department === d);
+    if (!r || r.status !== 'RETURNED') return null;
+    const supplements = r.materials.filter((m) => m.supplement);
+    if (!supplements.length || supplements.some((m) => m.status !== 'DELIVERED')) return null;
+    r.status = 'IN_REVIEW';
+    r.opinion = null;
+    return doc;
+  });
+  const last = res?.events.at(-1);
+  if (last) {
+    await deps.queues.addNotify(caseNo, last.seq);
+    deps.log.info({ caseNo, department: d }, 'supplement delivered: route back in review');
+  }
+}
+
 export async function handlePushMaterial(job: Job<PushJob>, worker: Worker, deps: DeliveryDeps & MaterialDeps): Promise<unknown> {
   const { caseNo, department, materialId } = job.data;
   const log = deps.log.child({ caseNo, department, jobId: job.id, materialId });
@@ -70,12 +94,25 @@ export async function handlePushMaterial(job: Job<PushJob>, worker: Worker, deps
 
   log.info({ size: ref.size, resume: Object.keys(job.data.resume ?? {}).length > 0 }, 'pushing material to department');
   const started = Date.now();
+  const watchers: NodeJS.Timeout[] = [];
+  const watch = (stream: NodeJS.ReadableStream) => {
+    const t = setInterval(() => {
+      deps.ledger.get(caseNo).then(
+        (d) => {
+          if (d?.routes.find((r) => r.department === department)?.status === 'WITHDRAWN') (stream as unknown as { destroy(e: Error): void }).destroy(new WithdrawnError('case withdrawn'));
+        },
+        () => undefined,
+      );
+    }, WITHDRAWAL_CHECK_MS);
+    watchers.push(t);
+    return stream;
+  };
   let outcome;
   try {
     outcome = await connector.pushMaterial({
       receiptNo: route.receiptNo,
       routeKey: route.key,
-      material: { id: ref.id, fileName: ref.fileName, mediaType: ref.mediaType, sha256: ref.sha256, size: ref.size, open: () => openPlatformFile(ref.url, deps.archiveToken, deps.downloadTimeoutMs) },
+      material: { id: ref.id, fileName: ref.fileName, mediaType: ref.mediaType, sha256: ref.sha256, size: ref.size, open: async () => watch(await openPlatformFile(ref.url, deps.archiveToken, deps.downloadTimeoutMs)) },
       resume: job.data.resume ?? {},
       remember: async (patch) => {
         job.data.resume = { ...(job.data.resume ?? {}), ...patch };
@@ -83,8 +120,15 @@ export async function handlePushMaterial(job: Job<PushJob>, worker: Worker, deps
       },
     });
   } catch (e) {
+    if (e instanceof WithdrawnError) {
+      log.info('case withdrawn during the push: stopped, the department did not get the whole file');
+      return { skipped: 'withdrawn' };
+    }
     if (!(e instanceof PlatformFileError)) throw e;
     outcome = { kind: 'retry' as const, fault: { code: e.status === 404 ? 'PLATFORM_FILE_MISSING' : 'PLATFORM_FILE_UNREACHABLE', message: e.message, ...(e.status ? { departmentCode: String(e.status) } : {}) } };
+  }
+  finally {
+    for (const t of watchers) clearInterval(t);
   }
   const ms = Date.now() - started;
   const fail = async (f: DepartmentFault) => {
@@ -92,10 +136,12 @@ export async function handlePushMaterial(job: Job<PushJob>, worker: Worker, deps
   };
   switch (outcome.kind) {
     case 'ok':
-    case 'duplicate':
+    case 'duplicate': {
       await setMaterial(deps, caseNo, department, materialId, { status: 'DELIVERED', error: null, fileId: outcome.value.fileId ?? null });
+      await reopenAfterSupplement(deps, caseNo, department);
       log.info({ sent: outcome.value.sent, skipped: outcome.value.skipped, ms, mbPerS: Math.round((ref.size / 1e6 / Math.max(ms, 1)) * 1000 * 10) / 10 }, 'material delivered');
       return outcome.value;
+    }
     case 'permanent':
       await fail(outcome.fault);
       log.warn({ code: outcome.fault.code, departmentCode: outcome.fault.departmentCode, reason: outcome.fault.message }, 'material failed for good');

@@ -108,6 +108,30 @@ export class Queues {
     });
   }
 
+  /**
+   * Removes the case's jobs that are waiting or delayed for `d` (submit, check, material pushes).
+   * A job running now cannot be removed: its handler finds the route withdrawn and stops.
+   */
+  async removeCaseJobs(caseNo: string, d: DepartmentId, materials: { id: string; generation?: number }[]): Promise<number> {
+    const q = this.dept(d);
+    const ids = [jobIds.submit(caseNo, d), jobIds.check(caseNo, d), ...materials.map((m) => jobIds.push(caseNo, d, m.id, m.generation ?? 1))];
+    let removed = 0;
+    for (const id of ids) {
+      const job = await q.getJob(id);
+      if (!job) continue;
+      const state = await job.getState();
+      if (state === 'waiting' || state === 'delayed' || state === 'prioritized' || state === 'failed') {
+        try {
+          await job.remove();
+          removed++;
+        } catch {
+          /* taken by a worker meanwhile: its handler sees the withdrawal */
+        }
+      }
+    }
+    return removed;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.all().map((q) => q.close()));
   }
