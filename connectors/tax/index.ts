@@ -153,11 +153,18 @@ export class TaxConnector implements Connector {
       (res) => ({ ok: true as const, res }),
       (e: unknown) => ({ ok: false as const, e }),
     );
-    const source = await m.open();
-    const streamed = await streamChunks(source, m, TAX_PIPE_CHUNK, new Set(), async (_i, chunk) => {
-      if (!body.write(chunk)) await new Promise<void>((r) => body.once('drain', r));
-      return { ok: true };
-    });
+    let streamed;
+    try {
+      streamed = await streamChunks(await m.open(), m, TAX_PIPE_CHUNK, new Set(), async (_i, chunk) => {
+        if (!body.write(chunk)) await new Promise<void>((r) => body.once('drain', r));
+        return { ok: true };
+      });
+    } catch (e) {
+      // The source broke (or the push was stopped): break the request off too, then report.
+      body.destroy(e as Error);
+      await put;
+      throw e;
+    }
     if (!streamed.ok) {
       // Break the request off: the department never receives the whole (wrong) file.
       body.destroy(new Error('material does not match its declared hash'));

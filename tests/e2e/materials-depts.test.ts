@@ -182,3 +182,37 @@ describe('a worker killed mid-upload', () => {
     }
   });
 });
+
+describe('a withdrawn case', () => {
+  let g: TestGateway;
+  beforeAll(async () => {
+    const one = (c: Record<string, unknown>) => ({ ...c, concurrency: 1 });
+    const d = deptConfig();
+    g = await startTestGateway({ redisUrl: redis.url, ns: 'gwwd', env: { GATEWAY_PLATFORM_ARCHIVE_TOKEN: archive.token }, overrides: { departments: { si: one(d.si), tax: one(d.tax), ps: one(d.ps) } } });
+  });
+  afterAll(async () => {
+    await g?.close();
+  });
+
+  it.each(['si', 'ps', 'tax'] as DepartmentId[])('%s: queued pushes never reach the department, the running one never completes', async (dept) => {
+    const caseNo = `MAT-WD-${dept}`;
+    const first = await archive.material(caseNo, 'FIRST', 8 * MiB);
+    const queued = await archive.material(caseNo, 'QUEUED', 1000);
+    archive.bytesPerSecond = 2 * MiB; // ~4 s for the first: the second waits behind it (concurrency 1)
+    try {
+      await submit(g, dept, caseNo, [first, queued]);
+      await waitFor(() => (archive.downloads.get(`/archive/${caseNo}/FIRST`) ?? 0) > 0, 20_000, 'first push running');
+      await new Promise((res) => setTimeout(res, 800));
+      expect((await g.call('POST', `/v1/cases/${caseNo}/withdraw`, { token: g.platformToken, raw: '{}', headers: { 'content-type': 'application/json' } })).status).toBe(202);
+      await new Promise((res) => setTimeout(res, 5000));
+      const r = (await g.ledger.get(caseNo))!.routes[0]!;
+      expect(r.status).toBe('WITHDRAWN');
+      expect(store(dept).files.has(`${r.receiptNo}/FIRST`)).toBe(false);
+      expect(store(dept).files.has(`${r.receiptNo}/QUEUED`)).toBe(false);
+      expect(store(dept).held(`${r.receiptNo}/QUEUED`)).toEqual([]);
+      expect(archive.downloads.get(`/archive/${caseNo}/QUEUED`) ?? 0).toBe(0);
+    } finally {
+      archive.bytesPerSecond = 0;
+    }
+  });
+});
