@@ -48,6 +48,8 @@ export interface VerifyContext {
   /** When verified for a case: the identifiers its holder may have (applicant's, organisation's). */
   holderIds?: string[];
   now?: Date;
+  /** Told the intermediates of a chain that reached an anchor (so the trust store may learn them). */
+  onChain?: (intermediates: Cert[]) => void;
 }
 
 const SUPPORTED: Record<string, string> = { 'RSA-SHA256': 'CMS', 'ECDSA-SHA256': 'CMS', 'SM2-SM3': 'RAW' };
@@ -204,6 +206,7 @@ function check(input: unknown, ctx: VerifyContext, now: Date, reasons: Set<Reaso
     chain.push(next);
   }
   if (!anchor) reasons.add('UNTRUSTED_CHAIN');
+  else ctx.onChain?.(chain.slice(1));
   const all = anchor ? [...chain, anchor] : chain;
 
   // ---- validity at the signing time, revocation, key usage

@@ -11,6 +11,9 @@ import type { Queues } from '../queue/queues.js';
 import { applyDepartmentEvent } from '../queue/results.js';
 import { registerMappingRoutes } from './admin-mappings.js';
 import { Intake } from './intake.js';
+import { TrustError, type TrustStore } from '../certs/trust-store.js';
+import type { Licences } from '../certs/licences.js';
+import { isEnvelope } from '../certs/verify.js';
 import { supplementCase, withdrawCase } from './case-actions.js';
 import { audit, isRole, type Principal, type Role, type TokenStore } from './tokens.js';
 
@@ -28,6 +31,8 @@ export interface AppDeps {
   queues: Queues;
   mappings: MappingStore;
   tokens: TokenStore;
+  trust: TrustStore;
+  licences: Licences;
   connectors: ReadonlyMap<DepartmentId, Connector>;
   log: Logger;
   bodyLimitBytes: number;
@@ -144,6 +149,46 @@ export function buildApp(d: AppDeps): FastifyInstance {
     return reply.send({ items: res.items.map(caseView), nextCursor: res.nextCursor });
   });
 
+  // ---- licences
+  app.post('/v1/licences/verify', { preHandler: platformOnly }, async (req) => {
+    if (!isEnvelope(req.body)) throw new GatewayError('VALIDATION_FAILED', 'not an e-licence envelope (e-licence.md)', [{ path: '', code: 'NOT_AN_ENVELOPE', message: 'holder, issuer, file and signature objects are required' }]);
+    return d.licences.verify(req.body);
+  });
+
+  // ---- admin: trust store
+  const trustError = (e: unknown) => {
+    if (e instanceof TrustError) return new GatewayError('VALIDATION_FAILED', e.message, [{ path: e.path, code: e.code, message: e.message }]);
+    return e;
+  };
+  app.get('/admin/v1/trust/anchors', { preHandler: adminOnly }, async () => ({ items: d.trust.list().anchors }));
+  app.post('/admin/v1/trust/anchors', { preHandler: adminOnly }, async (req, reply) => {
+    const b = (req.body ?? {}) as { pem?: unknown; issuerCodes?: unknown; departments?: unknown };
+    if (typeof b.pem !== 'string') throw new GatewayError('VALIDATION_FAILED', 'pem is required', [{ path: 'pem', code: 'REQUIRED', message: 'a PEM CA certificate' }]);
+    try {
+      const a = await d.trust.addAnchor(b.pem, b.issuerCodes ?? [], b.departments ?? [], `${req.principal!.name} (${req.principal!.role})`);
+      await audit(d.redis, d.ns, req.principal!, 'trust.anchor.add', a.id, null, a);
+      return reply.status(201).send(a);
+    } catch (e) {
+      throw trustError(e);
+    }
+  });
+  app.delete<{ Params: { id: string } }>('/admin/v1/trust/anchors/:id', { preHandler: adminOnly }, async (req, reply) => {
+    const before = await d.trust.removeAnchor(req.params.id);
+    if (!before) throw new GatewayError('NOT_FOUND', `no anchor ${req.params.id}`);
+    await audit(d.redis, d.ns, req.principal!, 'trust.anchor.remove', before.id, before, null);
+    return reply.status(204).send();
+  });
+  app.get('/admin/v1/trust/crls', { preHandler: adminOnly }, async () => ({ items: d.trust.list().crls }));
+  app.post('/admin/v1/trust/crls', { preHandler: adminOnly }, async (req, reply) => {
+    try {
+      const c = await d.trust.addCrl((req.body ?? {}) as { pem?: unknown; der?: unknown }, `${req.principal!.name} (${req.principal!.role})`);
+      await audit(d.redis, d.ns, req.principal!, 'trust.crl.add', c.id, null, c);
+      return reply.status(201).send(c);
+    } catch (e) {
+      throw trustError(e);
+    }
+  });
+
   // ---- admin: tokens
   app.post('/admin/v1/tokens', { preHandler: adminOnly }, async (req, reply) => {
     const b = req.body as { name?: unknown; role?: unknown } | undefined;
@@ -198,7 +243,7 @@ export function buildApp(d: AppDeps): FastifyInstance {
             throw new GatewayError('CASE_NOT_FOUND', 'no route matches this callback');
           }
           // Recorded durably (AOF always) before the department hears 2xx.
-          await applyDepartmentEvent({ ledger: d.ledger, queues: d.queues, log: d.log, mappings: d.mappings }, ref.caseNo, ref.department, ev.event);
+          await applyDepartmentEvent({ ledger: d.ledger, queues: d.queues, log: d.log, mappings: d.mappings, licences: d.licences }, ref.caseNo, ref.department, ev.event);
         }
       } catch (e) {
         // Not recorded: the department will send it again, perhaps with the same nonce.

@@ -159,6 +159,17 @@ export const configSchema: JsonSchema = {
         enqueueGraceMs: { type: 'integer', minimum: 0, default: 15_000 },
       },
     },
+    certs: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** Seed trust anchors (manifest.json + PEM files), installed when the store holds none. */
+        anchorsDir: { type: 'string', default: 'certs/anchors' },
+        /** How often every process looks for trust-store changes. */
+        reloadIntervalMs: { type: 'integer', minimum: 100, default: 1000 },
+      },
+    },
     mappings: {
       type: 'object',
       additionalProperties: false,
@@ -206,6 +217,7 @@ export interface InvConfig extends DepartmentConfigBase {
 }
 
 export interface GatewayConfig {
+  certs: { anchorsDir: string; reloadIntervalMs: number };
   role: 'api' | 'worker' | 'all';
   server: { host: string; port: number; bodyLimitBytes: number; publicUrl: string };
   redis: { url?: string; namespace: string; embeddedDir: string; embeddedBinary: string };

@@ -9,6 +9,8 @@ import type { Logger } from 'pino';
 import type { DepartmentId } from '../model/case.js';
 import type { Connector } from '../connectors/types.js';
 import { PsConnector } from '../connectors/ps/index.js';
+import { TrustStore } from '../certs/trust-store.js';
+import { Licences } from '../certs/licences.js';
 import { SiConnector } from '../connectors/si/index.js';
 import { TaxConnector } from '../connectors/tax/index.js';
 import { InvConnector } from '../connectors/inv/index.js';
@@ -99,6 +101,11 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
   await mappings.installSeeds(resolve(cfg.mappings.seedsDir));
   await mappings.refresh();
   mappings.startReloading(cfg.mappings.reloadIntervalMs);
+  const trust = new TrustStore(redis, ns, log.child({ part: 'trust' }));
+  await trust.installSeeds(resolve(cfg.certs.anchorsDir));
+  await trust.refresh(true);
+  trust.startReloading(cfg.certs.reloadIntervalMs);
+  const licences = new Licences(trust);
 
   const dcfg = (d: DepartmentId) => cfg.departments[d];
   const queues = new Queues(redis, ns, (d) => dcfg(d).retry, cfg.platform.eventRetry);
@@ -123,6 +130,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
         connectors,
         log,
         mappings,
+        licences,
         checkAfterMs: (d) => dcfg(d).reconcileAfterSeconds * 1000,
         pollEvery: (d) => ({ firstMs: dcfg(d).pollIntervalSeconds * 1000, maxMs: Math.max(dcfg(d).pollIntervalSeconds, dcfg(d).pollMaxIntervalSeconds) * 1000 }),
         authPauseMs: (d) => dcfg(d).authPauseMs,
@@ -155,6 +163,8 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       queues,
       mappings,
       tokens,
+      trust,
+      licences,
       connectors,
       log,
       bodyLimitBytes: cfg.server.bodyLimitBytes,
@@ -184,6 +194,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       await reconciler?.stop();
       await workers?.close(deadlineMs);
       mappings.stop();
+      trust.stop();
       await queues.close();
       await Promise.all([...connectors.values()].map((c) => c.close()));
       redis.disconnect();

@@ -13,6 +13,7 @@ import type { CheckJob, Queues, SubmitJob } from './queues.js';
 import { applyDepartmentEvent } from './results.js';
 import { canPush, queueMaterialPushes } from './materials.js';
 import type { MappingStore } from '../mappings/store.js';
+import type { Licences } from '../certs/licences.js';
 
 export interface DeliveryDeps {
   ledger: Ledger;
@@ -20,6 +21,7 @@ export interface DeliveryDeps {
   connectors: ReadonlyMap<DepartmentId, Connector>;
   log: Logger;
   mappings?: Pick<MappingStore, 'compiledVersion'>;
+  licences?: Pick<Licences, 'verify'>;
   /** How long a route of a callback department may stay silent before it is reconciled by GET. */
   checkAfterMs(d: DepartmentId): number;
   /** Polling departments: first poll, and the ceiling the interval doubles up to while nothing changes. */

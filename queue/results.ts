@@ -5,6 +5,8 @@ import type { DepartmentEvent } from '../model/department-event.js';
 import type { Ledger } from './ledger.js';
 import type { Queues } from './queues.js';
 import type { MappingStore } from '../mappings/store.js';
+import type { Licences } from '../certs/licences.js';
+import type { VerificationReport } from '../certs/verify.js';
 
 export type ApplyResult = 'applied' | 'unchanged' | 'duplicate' | 'stale' | 'final' | 'unknown-route';
 
@@ -14,6 +16,8 @@ export interface ResultDeps {
   log: Logger;
   /** The mapping versions cases were accepted with: a route's own status table wins over the connector's. */
   mappings?: Pick<MappingStore, 'compiledVersion'>;
+  /** Verifies returned licences against the trust store; without it no licence is ever trusted. */
+  licences?: Pick<Licences, 'verify'>;
 }
 
 /**
@@ -27,6 +31,13 @@ export async function applyDepartmentEvent(deps: ResultDeps, caseNo: string, dep
     const mapping = doc ? await deps.mappings.compiledVersion(doc.itemCode, doc.mappingVersion) : null;
     const mapped = mapping?.statusFor(department, given.departmentStatus);
     if (mapped) ev = { ...given, status: mapped };
+  }
+  // Every licence is verified before anyone may treat it as valid, for this case's holder.
+  let report: VerificationReport | null = null;
+  if (ev.licence && deps.licences) {
+    const input = await deps.ledger.input(caseNo);
+    const holderIds = [input?.applicant.idNumber, input?.organisation?.uscc, input?.organisation?.legalPersonIdNumber].filter((x): x is string => !!x);
+    report = deps.licences.verify(ev.licence, { department, holderIds });
   }
   let result: ApplyResult = 'applied';
   const res = await deps.ledger.mutate(caseNo, (doc) => {
@@ -57,12 +68,14 @@ export async function applyDepartmentEvent(deps: ResultDeps, caseNo: string, dep
     if (!(ev.status === 'SUBMITTED' && r.status !== 'QUEUED')) r.status = ev.status;
     if (r.status !== 'QUEUED' && !r.submittedAt) r.submittedAt = new Date().toISOString();
     if (ev.licence) {
-      r.licence = ev.licence;
-      if (r.status === 'APPROVED') {
-        // Until licence verification (certs/) is in place, a licence is never shown as valid.
+      r.licence = report ? { envelope: ev.licence, verification: report } : { envelope: ev.licence, verification: null };
+      if (r.status === 'APPROVED' && report?.verdict !== 'VALID') {
+        // Never shown as valid: ops must look at it.
         r.status = 'ATTENTION';
-        r.lastError = { code: 'LICENCE_NOT_VERIFIED', message: 'the licence has not been verified against the trust store', at: new Date().toISOString() };
-      }
+        r.lastError = report
+          ? { code: 'LICENCE_INVALID', message: `the licence does not verify: ${report.reasons.join(', ')}`, at: new Date().toISOString() }
+          : { code: 'LICENCE_NOT_VERIFIED', message: 'no verifier in this process: the licence is not trusted', at: new Date().toISOString() };
+      } else r.lastError = null;
     } else if (r.status !== 'FAILED') {
       r.lastError = null;
     }
@@ -73,7 +86,8 @@ export async function applyDepartmentEvent(deps: ResultDeps, caseNo: string, dep
   const last = res.events[res.events.length - 1];
   if (last) await deps.queues.addNotify(caseNo, last.seq);
   if (result === 'applied' && res.doc.routes.find((r) => r.department === department)?.status === 'ATTENTION')
-    deps.log.error({ caseNo, department, code: 'LICENCE_NOT_VERIFIED' }, 'licence returned that is not verified; route needs attention');
+    deps.log.error({ caseNo, department, code: report ? 'LICENCE_INVALID' : 'LICENCE_NOT_VERIFIED', reasons: report?.reasons }, 'licence returned that does not verify; route needs attention');
+  else if (report) deps.log.info({ caseNo, department, verdict: report.verdict, reasons: report.reasons }, 'licence verified');
   deps.log.info({ caseNo, department, source: ev.source, departmentStatus: ev.departmentStatus, result }, 'department result');
   return result;
 }

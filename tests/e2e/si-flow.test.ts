@@ -65,9 +65,13 @@ describe('si end to end', () => {
       return x.status === 'DONE' ? x : undefined;
     }, 20_000, 'DONE');
     const r = d.routes[0]!;
-    // No licence is trusted before verification (certs/, issue 6): ATTENTION, with the envelope kept.
-    expect(r).toMatchObject({ status: 'ATTENTION', departmentStatus: '03', opinion: '准予参保', lastError: { code: 'LICENCE_NOT_VERIFIED' } });
-    expect(r.licence).toMatchObject({ licenceId: 'SI-L-1', holder: { idNumber: '11010519491231002X' }, signature: { algorithm: 'SM2-SM3', format: 'RAW' } });
+    // A licence that does not verify (this one's signature and certificate are not even DER) is never
+    // shown as valid: ATTENTION, with the envelope and the verification report kept.
+    expect(r).toMatchObject({ status: 'ATTENTION', departmentStatus: '03', opinion: '准予参保', lastError: { code: 'LICENCE_INVALID' } });
+    expect(r.licence).toMatchObject({
+      envelope: { licenceId: 'SI-L-1', holder: { idNumber: '11010519491231002X' }, signature: { algorithm: 'SM2-SM3', format: 'RAW' } },
+      verification: { verdict: 'INVALID', reasons: ['MALFORMED'] },
+    });
     await waitFor(() => platform.forCase('SI-E2E-1').some((e) => e.body.status === 'ATTENTION'), 10_000, 'ATTENTION event');
     expect(platform.forCase('SI-E2E-1').map((e) => e.body.status)).toEqual(expect.arrayContaining(['SUBMITTED', 'IN_REVIEW', 'ATTENTION']));
     // What the department got.

@@ -34,6 +34,8 @@ export interface InvSimOptions {
   latencyMs?: number;
   /** part_size of upload sessions (the spec's is 5 MiB). */
   partSize?: number;
+  /** The e-licence envelope issued with an approval, if any. */
+  licence?: ((app: Application) => unknown) | null;
 }
 
 export interface Application {
@@ -86,6 +88,7 @@ export class InvSimulator {
       webhookRetryMs: opts.webhookRetryMs ?? 250,
       latencyMs: opts.latencyMs ?? 0,
       partSize: opts.partSize ?? 5 * 1024 * 1024,
+      licence: opts.licence ?? null,
       ...(opts.webhookUrl ? { webhookUrl: opts.webhookUrl } : {}),
     };
     this.server = http.createServer((req, res) => void this.handle(req, res));
@@ -321,6 +324,7 @@ export class InvSimulator {
       status: app.status,
       occurred_at: app.occurred_at,
       opinion: app.opinion,
+      ...(app.status === 'approved' && this.o.licence ? { licence: this.o.licence(app) } : {}),
     };
   }
 
