@@ -7,12 +7,20 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { benchMapping } from './mapping.js';
 import { benchMaterials } from './materials.js';
+import { benchLicences } from './licences.js';
 
 process.chdir(fileURLToPath(new URL('..', import.meta.url)));
 const ms = Number(process.env.BENCH_MS ?? 2000);
 const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` };
 
 const results = [benchMapping(ms)];
+const licences = benchLicences(ms);
+process.stdout.write(
+  `licence verification, RSA-2048 CMS: full ${Math.round(licences.fullPerSecond).toLocaleString('en')} /s; ` +
+    `bare crypto.verify of the same signature ${Math.round(licences.bareVerifyPerSecond).toLocaleString('en')} /s ` +
+    `(full = ${licences.fullVsBare.toFixed(2)}× bare; target ≥ 0.5×); node-forge RSA verify ${Math.round(licences.forgeVerifyPerSecond).toLocaleString('en')} /s ` +
+    `(bare = ${licences.bareVsForge.toFixed(1)}× forge)\n`,
+);
 const materials = await benchMaterials();
 
 process.stdout.write(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB, node ${machine.node}\n\n`);
@@ -28,5 +36,5 @@ process.stdout.write(
 );
 mkdirSync('bench/results', { recursive: true });
 const file = `bench/results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), machine, results, materials }, null, 2));
+writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), machine, results, licences, materials }, null, 2));
 process.stdout.write(`\nsaved ${file}\n`);

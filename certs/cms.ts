@@ -39,7 +39,7 @@ export function parseSignedData(der: Buffer): SignedData {
   const detached = encap.length === 1;
   const certificates: Cert[] = [];
   if (sd[i]?.tag === 0xa0) {
-    for (const c of children(sd[i++]!)) if (c.tag === TAG.SEQUENCE) certificates.push(parseCert(Buffer.from(whole(c))));
+    for (const c of children(sd[i++]!)) if (c.tag === TAG.SEQUENCE) certificates.push(parseCert(whole(c))); // parseCert copies on a cache miss only
   }
   if (sd[i]?.tag === 0xa1) i++; // crls
   const signers = children(expect(sd[i], TAG.SET, 'signerInfos')).map(parseSignerInfo);

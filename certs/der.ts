@@ -58,9 +58,21 @@ export function expect(n: Node | undefined, tag: number, what: string): Node {
   return n;
 }
 
+/** OIDs recur in every structure: decoded once each. */
+const oidCache = new Map<string, string>();
+
 export function oid(n: Node): string {
   const v = value(expect(n, TAG.OID, 'OID'));
   if (!v.length) throw new DerError('empty OID');
+  const key = v.toString('latin1');
+  const hit = oidCache.get(key);
+  if (hit) return hit;
+  const decoded = decodeOid(v);
+  if (oidCache.size < 1000) oidCache.set(key, decoded);
+  return decoded;
+}
+
+function decodeOid(v: Buffer): string {
   const parts: number[] = [];
   let acc = 0;
   for (const b of v) {

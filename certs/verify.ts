@@ -53,13 +53,18 @@ export interface VerifyContext {
 }
 
 const SUPPORTED: Record<string, string> = { 'RSA-SHA256': 'CMS', 'ECDSA-SHA256': 'CMS', 'SM2-SM3': 'RAW' };
-const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
+/** Strict Base64: Buffer.from skips characters outside the alphabet, so a short result betrays them. */
 function b64(s: unknown): Buffer | null {
-  if (typeof s !== 'string') return null;
-  const t = s.replace(/\s+/g, '');
-  if (!t.length || t.length % 4 !== 0 || !B64.test(t)) return null;
-  return Buffer.from(t, 'base64');
+  if (typeof s !== 'string' || !s.length) return null;
+  const decode = (t: string) => {
+    if (t.length % 4 !== 0) return null;
+    const pad = t.endsWith('==') ? 2 : t.endsWith('=') ? 1 : 0;
+    const buf = Buffer.from(t, 'base64');
+    return buf.length === (t.length / 4) * 3 - pad && !t.slice(0, t.length - pad).includes('=') ? buf : null;
+  };
+  // Line breaks are allowed (XML carries them); the common case has none and skips the copy.
+  return decode(s) ?? (/\s/.test(s) ? decode(s.replace(/\s+/g, '')) : null);
 }
 
 const str = (v: unknown): v is string => typeof v === 'string';
@@ -104,8 +109,8 @@ export function verifyLicence(input: unknown, ctx: VerifyContext): VerificationR
   const report = (signer: Cert | null, anchor: Cert | null, signingTime: Date | null, expiredNow: boolean): VerificationReport => ({
     verdict: reasons.size ? 'INVALID' : 'VALID',
     reasons: [...reasons],
-    signer: signer && { subject: signer.x509.subject, serialNumber: signer.serialHex.toUpperCase(), notBefore: signer.notBefore.toISOString(), notAfter: signer.notAfter.toISOString(), fingerprintSha256: signer.fingerprintSha256 },
-    anchor: anchor?.x509.subject ?? null,
+    signer: signer && { subject: signer.subject, serialNumber: signer.serialHex.toUpperCase(), notBefore: signer.notBeforeIso, notAfter: signer.notAfterIso, fingerprintSha256: signer.fingerprintSha256 },
+    anchor: anchor?.subject ?? null,
     signingTime: signingTime?.toISOString() ?? null,
     expiredNow,
     checkedAt: now.toISOString(),
@@ -128,7 +133,8 @@ function check(input: unknown, ctx: VerifyContext, now: Date, reasons: Set<Reaso
   const sig = e.signature;
   const fieldsOk = [e.licenceId, e.typeCode, e.holder.idNumber, e.issuer.code, e.issueDate, e.validFrom].every(str) && (e.validTo === undefined || e.validTo === null || str(e.validTo));
   const validTo = str(e.validTo) ? e.validTo : '';
-  const expiredNow = !!validTo && !!dateStart(validTo) && dateStart(validTo)!.getTime() + 86_400_000 <= now.getTime();
+  const validToStart = validTo ? dateStart(validTo) : null;
+  const expiredNow = !!validToStart && validToStart.getTime() + 86_400_000 <= now.getTime();
   if (!str(sig.algorithm) || !str(sig.format) || SUPPORTED[sig.algorithm] !== sig.format) reasons.add('UNSUPPORTED_ALGORITHM');
   const file = b64(e.file.base64);
   const sigBytes = b64(sig.value);
@@ -142,7 +148,10 @@ function check(input: unknown, ctx: VerifyContext, now: Date, reasons: Set<Reaso
     reasons.add('MALFORMED');
   }
   if (reasons.has('MALFORMED') || reasons.has('UNSUPPORTED_ALGORITHM') || !file || !sigBytes) return report(null, null, null, expiredNow);
-  const data = signedBytes({ ...e, validTo }, file);
+  // The signed bytes are built only where a verify needs them whole; the digest streams the parts.
+  const line = Buffer.from(`${[e.licenceId, e.typeCode, e.holder.idNumber, e.issuer.code, e.issueDate, e.validFrom, validTo].join('|')}\n`, 'utf8');
+  let whole: Buffer | null = null;
+  const data = () => (whole ??= Buffer.concat([line, file]));
 
   // ---- the signature, and who made it
   let signer: Cert | null = null;
@@ -168,9 +177,9 @@ function check(input: unknown, ctx: VerifyContext, now: Date, reasons: Set<Reaso
     else if (okAlg) {
       let good: boolean;
       if (si.signedAttrs) {
-        const digest = createHash('sha256').update(data).digest();
+        const digest = createHash('sha256').update(line).update(file).digest();
         good = !!si.messageDigest && si.messageDigest.equals(digest) && verifyWith(signer, sig.algorithm === 'RSA-SHA256' ? OIDS.sha256WithRSA : OIDS.ecdsaWithSHA256, si.signedAttrs, si.signature);
-      } else good = verifyWith(signer, sig.algorithm === 'RSA-SHA256' ? OIDS.sha256WithRSA : OIDS.ecdsaWithSHA256, data, si.signature);
+      } else good = verifyWith(signer, sig.algorithm === 'RSA-SHA256' ? OIDS.sha256WithRSA : OIDS.ecdsaWithSHA256, data(), si.signature);
       if (!good) reasons.add('SIGNATURE_MISMATCH');
     }
   } else {
@@ -180,7 +189,7 @@ function check(input: unknown, ctx: VerifyContext, now: Date, reasons: Set<Reaso
       return report(null, null, null, expiredNow);
     }
     if (signer.keyKind !== 'sm2') reasons.add('UNSUPPORTED_ALGORITHM');
-    else if (!sm2Verify(signer, data, sigBytes)) reasons.add('SIGNATURE_MISMATCH');
+    else if (!sm2Verify(signer, data(), sigBytes)) reasons.add('SIGNATURE_MISMATCH');
   }
   if (!signer) return report(null, null, signingTime, expiredNow);
   // CMS signingTime is an instant; an issueDate is a whole (Beijing) day, so a certificate valid at

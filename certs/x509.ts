@@ -46,13 +46,37 @@ export interface Cert {
   keyUsage: { digitalSignature: boolean; nonRepudiation: boolean; keyCertSign: boolean; cRLSign: boolean } | null;
   isCA: boolean;
   fingerprintSha256: string;
+  /** For reports, computed once. */
+  subject: string;
+  notBeforeIso: string;
+  notAfterIso: string;
 }
 
 function algOid(n: Node): string {
   return oid(children(expect(n, TAG.SEQUENCE, 'AlgorithmIdentifier'))[0]!);
 }
 
+/** Parsed certificates by DER digest: anchors and intermediates recur in every licence of an issuer. */
+const parsed = new Map<string, Cert>();
+/** Chain links already verified (issuer fingerprint > certificate fingerprint). */
+const links = new Map<string, boolean>();
+const CACHE_MAX = 10_000;
+
+function remember<V>(m: Map<string, V>, k: string, v: V): V {
+  if (m.size >= CACHE_MAX) m.delete(m.keys().next().value!);
+  m.set(k, v);
+  return v;
+}
+
 export function parseCert(der: Buffer): Cert {
+  // A cheap key (length and the signature's tail), confirmed by comparing the whole DER.
+  const key = `${der.length}:${der.subarray(Math.max(0, der.length - 24)).toString('hex')}`;
+  const hit = parsed.get(key);
+  if (hit && hit.der.equals(der)) return hit;
+  return remember(parsed, key, parseCertUncached(Buffer.from(der)));
+}
+
+function parseCertUncached(der: Buffer): Cert {
   const root = readAll(der);
   const [tbsN, algN, sigN] = children(expect(root, TAG.SEQUENCE, 'Certificate'));
   if (!tbsN || !algN || !sigN) throw new DerError('Certificate needs three parts');
@@ -112,6 +136,9 @@ export function parseCert(der: Buffer): Cert {
     keyUsage,
     isCA,
     fingerprintSha256: createHash('sha256').update(der).digest('hex'),
+    subject: x509.subject,
+    notBeforeIso: time(validity[0]!).toISOString(),
+    notAfterIso: time(validity[1]!).toISOString(),
   };
 }
 
@@ -146,7 +173,9 @@ export function sm2Verify(signer: Cert, data: Buffer, signatureDer: Buffer): boo
 
 /** Whether `issuer` signed `cert` (names match and the signature verifies). */
 export function issued(issuer: Cert, cert: Cert): boolean {
-  return issuer.subjectDer.equals(cert.issuerDer) && verifyWith(issuer, cert.sigAlg, cert.tbs, cert.signature);
+  if (!issuer.subjectDer.equals(cert.issuerDer)) return false;
+  const k = `${issuer.fingerprintSha256}>${cert.fingerprintSha256}`;
+  return links.get(k) ?? remember(links, k, verifyWith(issuer, cert.sigAlg, cert.tbs, cert.signature));
 }
 
 export { read };
