@@ -13,6 +13,7 @@ import { registerMappingRoutes } from './admin-mappings.js';
 import { Intake } from './intake.js';
 import { TrustError, type TrustStore } from '../certs/trust-store.js';
 import type { Licences } from '../certs/licences.js';
+import type { Metrics } from './metrics.js';
 import { isEnvelope } from '../certs/verify.js';
 import { supplementCase, withdrawCase } from './case-actions.js';
 import { audit, isRole, type Principal, type Role, type TokenStore } from './tokens.js';
@@ -33,6 +34,7 @@ export interface AppDeps {
   tokens: TokenStore;
   trust: TrustStore;
   licences: Licences;
+  metrics: Metrics;
   connectors: ReadonlyMap<DepartmentId, Connector>;
   log: Logger;
   bodyLimitBytes: number;
@@ -148,6 +150,9 @@ export function buildApp(d: AppDeps): FastifyInstance {
     });
     return reply.send({ items: res.items.map(caseView), nextCursor: res.nextCursor });
   });
+
+  // ---- metrics (Prometheus text), for ops
+  app.get('/metrics', { preHandler: guard((r) => r === 'ops') }, async (_req, reply) => reply.type(d.metrics.registry.contentType).send(await d.metrics.registry.metrics()));
 
   // ---- licences
   app.post('/v1/licences/verify', { preHandler: platformOnly }, async (req) => {

@@ -11,6 +11,7 @@ import type { Connector } from '../connectors/types.js';
 import { PsConnector } from '../connectors/ps/index.js';
 import { TrustStore } from '../certs/trust-store.js';
 import { Licences } from '../certs/licences.js';
+import { Metrics } from './metrics.js';
 import { SiConnector } from '../connectors/si/index.js';
 import { TaxConnector } from '../connectors/tax/index.js';
 import { InvConnector } from '../connectors/inv/index.js';
@@ -105,7 +106,8 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
   await trust.installSeeds(resolve(cfg.certs.anchorsDir));
   await trust.refresh(true);
   trust.startReloading(cfg.certs.reloadIntervalMs);
-  const licences = new Licences(trust);
+  const metrics = new Metrics();
+  const licences = new Licences(trust, (verdict, source) => metrics.licenceVerifications.inc({ verdict, source }));
 
   const dcfg = (d: DepartmentId) => cfg.departments[d];
   const queues = new Queues(redis, ns, (d) => dcfg(d).retry, cfg.platform.eventRetry);
@@ -165,6 +167,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       tokens,
       trust,
       licences,
+      metrics,
       connectors,
       log,
       bodyLimitBytes: cfg.server.bodyLimitBytes,

@@ -110,6 +110,12 @@ describe('approvals with licences', () => {
     expect(ev.body.licence.verification).toMatchObject({ verdict: 'INVALID', reasons: expect.arrayContaining(['HOLDER_MISMATCH', 'CERT_REVOKED']) });
     expect(ev.body.lastError).toMatchObject({ code: 'LICENCE_INVALID' });
     expect(gw.logs.parsed().some((l) => l.level === 50 && l.caseNo === 'LIC-BAD-1' && l.code === 'LICENCE_INVALID')).toBe(true);
+    // And a metric ops can alert on.
+    const metrics = await gw.call('GET', '/metrics', { token: ADMIN_TOKEN });
+    expect(metrics.status).toBe(200);
+    expect(String(metrics.body)).toMatch(/gateway_licence_verifications_total\{verdict="INVALID",source="inv"\} [1-9]/);
+    expect(String(metrics.body)).toMatch(/gateway_licence_verifications_total\{verdict="VALID",source="inv"\} [1-9]/);
+    expect((await gw.call('GET', '/metrics', { token: gw.platformToken })).status).toBe(403);
   });
 
   it('removing the anchor makes the same licence untrusted everywhere', async () => {
