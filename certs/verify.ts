@@ -69,6 +69,21 @@ function b64(s: unknown): Buffer | null {
 
 const str = (v: unknown): v is string => typeof v === 'string';
 
+/** Certificates by their Base64: the same intermediates come with every licence of an issuer. */
+const certsByB64 = new Map<string, Cert>();
+function certFromB64(s: unknown): Cert {
+  if (typeof s === 'string') {
+    const hit = certsByB64.get(s);
+    if (hit) return hit;
+  }
+  const der = b64(s);
+  if (!der) throw new Error('certificate is not Base64');
+  const c = parseCert(der);
+  if (certsByB64.size >= 5000) certsByB64.delete(certsByB64.keys().next().value!);
+  certsByB64.set(s as string, c);
+  return c;
+}
+
 /** The bytes the signature covers: the metadata line, a line feed, then the file. */
 export function signedBytes(e: Envelope, file: Buffer): Buffer {
   const line = [e.licenceId, e.typeCode, e.holder.idNumber, e.issuer.code, e.issueDate, e.validFrom, e.validTo ?? ''].join('|');
@@ -139,14 +154,13 @@ function check(input: unknown, ctx: VerifyContext, now: Date, reasons: Set<Reaso
   const file = b64(e.file.base64);
   const sigBytes = b64(sig.value);
   const listed = Array.isArray(sig.certificates) ? sig.certificates : [];
-  const extraDer = listed.map(b64);
-  if (!fieldsOk || !file || !sigBytes || extraDer.some((x) => !x) || (sig.certificates !== undefined && !Array.isArray(sig.certificates))) reasons.add('MALFORMED');
   let extra: Cert[] = [];
   try {
-    extra = extraDer.filter((x): x is Buffer => !!x).map(parseCert);
+    extra = listed.map(certFromB64);
   } catch {
     reasons.add('MALFORMED');
   }
+  if (!fieldsOk || !file || !sigBytes || (sig.certificates !== undefined && !Array.isArray(sig.certificates))) reasons.add('MALFORMED');
   if (reasons.has('MALFORMED') || reasons.has('UNSUPPORTED_ALGORITHM') || !file || !sigBytes) return report(null, null, null, expiredNow);
   // The signed bytes are built only where a verify needs them whole; the digest streams the parts.
   const line = Buffer.from(`${[e.licenceId, e.typeCode, e.holder.idNumber, e.issuer.code, e.issueDate, e.validFrom, validTo].join('|')}\n`, 'utf8');
