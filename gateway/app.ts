@@ -14,11 +14,16 @@ import { Intake } from './intake.js';
 import { TrustError, type TrustStore } from '../certs/trust-store.js';
 import type { Licences } from '../certs/licences.js';
 import type { Metrics } from './metrics.js';
+import type { Circuits } from '../queue/circuit.js';
+import { registerOpsRoutes } from './ops.js';
 import { isEnvelope } from '../certs/verify.js';
 import { supplementCase, withdrawCase } from './case-actions.js';
 import { audit, isRole, type Principal, type Role, type TokenStore } from './tokens.js';
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    gatewayRoutes: { method: string; url: string }[];
+  }
   interface FastifyRequest {
     principal?: Principal;
     rawBody?: Buffer;
@@ -35,6 +40,7 @@ export interface AppDeps {
   trust: TrustStore;
   licences: Licences;
   metrics: Metrics;
+  circuits: Circuits;
   connectors: ReadonlyMap<DepartmentId, Connector>;
   log: Logger;
   bodyLimitBytes: number;
@@ -55,6 +61,12 @@ export function sendError(reply: FastifyReply, e: GatewayError) {
 
 export function buildApp(d: AppDeps): FastifyInstance {
   const app = Fastify({ bodyLimit: d.bodyLimitBytes, trustProxy: false, return503OnClosing: true });
+  // Every route registered, so a test can walk them all and prove each is guarded.
+  const routes: { method: string; url: string }[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push({ method: m, url: r.url });
+  });
+  app.decorate('gatewayRoutes', routes);
   const intake = new Intake({ ledger: d.ledger, queues: d.queues, mappings: d.mappings, log: d.log, usccExceptions: d.usccExceptions, connected: new Set(d.connectors.keys()) });
 
   app.removeAllContentTypeParsers();
@@ -150,6 +162,9 @@ export function buildApp(d: AppDeps): FastifyInstance {
     });
     return reply.send({ items: res.items.map(caseView), nextCursor: res.nextCursor });
   });
+
+  // ---- ops
+  registerOpsRoutes(app, { redis: d.redis, ns: d.ns, queues: d.queues, enabled: [...d.connectors.keys()], circuit: (dept) => d.circuits.view(dept), guard });
 
   // ---- metrics (Prometheus text), for ops
   app.get('/metrics', { preHandler: guard((r) => r === 'ops') }, async (_req, reply) => reply.type(d.metrics.registry.contentType).send(await d.metrics.registry.metrics()));

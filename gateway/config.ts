@@ -53,6 +53,17 @@ function departmentSchema(dept: DepartmentId): JsonSchema {
     pollIntervalSeconds: { type: 'integer', minimum: 1, default: 60 },
     pollMaxIntervalSeconds: { type: 'integer', minimum: 1, default: 1800 },
     maxAnswerBytes: { type: 'integer', minimum: 1024, default: 4 * 1024 * 1024 },
+    /** After this many retryable failures in a row, stop sending (spending no attempts) and probe. */
+    circuit: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        failureThreshold: { type: 'integer', minimum: 1, default: 5 },
+        openMs: { type: 'integer', minimum: 100, default: 15_000 },
+        maxOpenMs: { type: 'integer', minimum: 100, default: 600_000 },
+      },
+    },
   };
   const own: Record<DepartmentId, Record<string, JsonSchema>> = {
     inv: {
@@ -205,6 +216,7 @@ export interface DepartmentConfigBase {
   reconcileAfterSeconds: number;
   pollIntervalSeconds: number;
   pollMaxIntervalSeconds: number;
+  circuit: { failureThreshold: number; openMs: number; maxOpenMs: number };
   maxAnswerBytes: number;
 }
 

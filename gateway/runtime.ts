@@ -12,6 +12,7 @@ import { PsConnector } from '../connectors/ps/index.js';
 import { TrustStore } from '../certs/trust-store.js';
 import { Licences } from '../certs/licences.js';
 import { Metrics } from './metrics.js';
+import { Circuits } from '../queue/circuit.js';
 import { SiConnector } from '../connectors/si/index.js';
 import { TaxConnector } from '../connectors/tax/index.js';
 import { InvConnector } from '../connectors/inv/index.js';
@@ -107,6 +108,10 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
   await trust.refresh(true);
   trust.startReloading(cfg.certs.reloadIntervalMs);
   const metrics = new Metrics();
+  const circuits = new Circuits(redis, ns, (d) => dcfg(d).circuit, (d, state) => {
+    metrics.circuitState.set({ department: d }, state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
+    log[state === 'open' ? 'error' : 'info']({ department: d, circuit: state }, `circuit ${state} for ${d}`);
+  });
   const licences = new Licences(trust, (verdict, source) => metrics.licenceVerifications.inc({ verdict, source }));
 
   const dcfg = (d: DepartmentId) => cfg.departments[d];
@@ -133,6 +138,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
         log,
         mappings,
         licences,
+        circuits,
         checkAfterMs: (d) => dcfg(d).reconcileAfterSeconds * 1000,
         pollEvery: (d) => ({ firstMs: dcfg(d).pollIntervalSeconds * 1000, maxMs: Math.max(dcfg(d).pollIntervalSeconds, dcfg(d).pollMaxIntervalSeconds) * 1000 }),
         authPauseMs: (d) => dcfg(d).authPauseMs,
@@ -168,6 +174,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       trust,
       licences,
       metrics,
+      circuits,
       connectors,
       log,
       bodyLimitBytes: cfg.server.bodyLimitBytes,

@@ -14,6 +14,7 @@ import { applyDepartmentEvent } from './results.js';
 import { canPush, queueMaterialPushes } from './materials.js';
 import type { MappingStore } from '../mappings/store.js';
 import type { Licences } from '../certs/licences.js';
+import type { Circuits } from './circuit.js';
 
 export interface DeliveryDeps {
   ledger: Ledger;
@@ -22,6 +23,8 @@ export interface DeliveryDeps {
   log: Logger;
   mappings?: Pick<MappingStore, 'compiledVersion'>;
   licences?: Pick<Licences, 'verify'>;
+  /** Per-department circuit breakers; without them every failure spends an attempt. */
+  circuits?: Circuits;
   /** How long a route of a callback department may stay silent before it is reconciled by GET. */
   checkAfterMs(d: DepartmentId): number;
   /** Polling departments: first poll, and the ceiling the interval doubles up to while nothing changes. */
@@ -69,6 +72,7 @@ export async function handleSubmit(job: Job<SubmitJob>, worker: Worker, deps: De
   }
   const stored = await deps.ledger.routePayload(caseNo, department);
   if (!stored) throw new UnrecoverableError('route payload missing from the ledger');
+  const gate = await circuitGate(deps, worker, department, log);
 
   // The attempt is counted before the call, so a crash mid-call is still counted.
   await deps.ledger.mutate(caseNo, (d) => {
@@ -79,6 +83,9 @@ export async function handleSubmit(job: Job<SubmitJob>, worker: Worker, deps: De
   const started = Date.now();
   const outcome = await connector.submit({ key: route.key, businessType: stored.businessType, payload: stored.payload });
   const ms = Date.now() - started;
+
+  if (outcome.kind === 'ok' || outcome.kind === 'duplicate' || outcome.kind === 'permanent') await deps.circuits?.success(department);
+  if (outcome.kind === 'retry') await circuitFailure(deps, worker, department, gate.probe, outcome.fault, log, () => recordError(deps, caseNo, department, outcome.fault));
 
   switch (outcome.kind) {
     case 'ok':
@@ -146,6 +153,28 @@ export async function handleSubmit(job: Job<SubmitJob>, worker: Worker, deps: De
       throw new Error(`${outcome.fault.code}: ${outcome.fault.message}`);
     }
   }
+}
+
+/** Waits (spending no attempt) while the department's circuit is open; says whether this call is the probe. */
+export async function circuitGate(deps: DeliveryDeps, worker: Worker, department: DepartmentId, log: Logger): Promise<{ probe: boolean }> {
+  const gate = (await deps.circuits?.before(department)) ?? { allowed: true as const, probe: false };
+  if (!gate.allowed) {
+    log.debug({ waitMs: gate.waitMs }, 'circuit open: waiting without spending an attempt');
+    await worker.rateLimit(gate.waitMs);
+    throw Worker.RateLimitError();
+  }
+  return { probe: gate.probe };
+}
+
+/** A retryable failure: counted; when the circuit is (now) open, the job waits instead of spending an attempt. */
+export async function circuitFailure(deps: DeliveryDeps, worker: Worker, department: DepartmentId, probe: boolean, fault: DepartmentFault, log: Logger, record: () => Promise<void>): Promise<void> {
+  if (!deps.circuits) return;
+  const f = await deps.circuits.failure(department, probe);
+  if (!f.open) return;
+  await record();
+  log.warn({ code: fault.code, waitMs: f.waitMs, probe }, probe ? 'probe failed: circuit stays open' : 'circuit opened: department not called until a probe succeeds');
+  await worker.rateLimit(f.waitMs);
+  throw Worker.RateLimitError();
 }
 
 async function recordError(deps: DeliveryDeps, caseNo: string, department: DepartmentId, f: DepartmentFault) {

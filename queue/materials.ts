@@ -8,7 +8,7 @@ import type { DepartmentId, MaterialState } from '../model/case.js';
 import type { DepartmentFault } from '../model/outcome.js';
 import { PlatformFileError } from '../connectors/material-stream.js';
 import type { Connector, MaterialPusher } from '../connectors/types.js';
-import type { DeliveryDeps } from './delivery.js';
+import { circuitFailure, circuitGate, type DeliveryDeps } from './delivery.js';
 import type { CaseDoc } from './ledger.js';
 import { openPlatformFile } from './platform-files.js';
 
@@ -92,6 +92,7 @@ export async function handlePushMaterial(job: Job<PushJob>, worker: Worker, deps
   const ref = await deps.ledger.materialRef(caseNo, materialId);
   if (!ref) throw new UnrecoverableError(`material ${materialId} has no reference in the ledger`);
 
+  const gate = await circuitGate(deps, worker, department, log);
   log.info({ size: ref.size, resume: Object.keys(job.data.resume ?? {}).length > 0 }, 'pushing material to department');
   const started = Date.now();
   const watchers: NodeJS.Timeout[] = [];
@@ -131,6 +132,12 @@ export async function handlePushMaterial(job: Job<PushJob>, worker: Worker, deps
     for (const t of watchers) clearInterval(t);
   }
   const ms = Date.now() - started;
+  if (outcome.kind === 'ok' || outcome.kind === 'duplicate') await deps.circuits?.success(department);
+  // Only the department's own failures count toward its circuit, not the platform archive's.
+  if (outcome.kind === 'retry' && outcome.fault.code.startsWith('DEPT_')) {
+    const f = outcome.fault;
+    await circuitFailure(deps, worker, department, gate.probe, f, log, () => setMaterial(deps, caseNo, department, materialId, { error: { code: f.code, message: f.message } }));
+  }
   const fail = async (f: DepartmentFault) => {
     await setMaterial(deps, caseNo, department, materialId, { status: 'FAILED', error: { code: f.code, message: f.message, ...(f.departmentCode ? { departmentCode: f.departmentCode } : {}) } });
   };

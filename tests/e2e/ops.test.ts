@@ -1,0 +1,137 @@
+/**
+ * Ops: every protected route refuses a missing token (401) and a wrong role (403); the queues API
+ * (counts, circuit, jobs by state, re-drive, pause and resume); the per-department circuit breaker
+ * against a department taken down for a while, without failing its cases or slowing another.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvSimulator } from '../simulators/inv/server.js';
+import { TaxSimulator } from '../simulators/tax/server.js';
+import { ADMIN_TOKEN, EVENT_SECRET, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestRedis } from '../helpers/redis.js';
+import { PlatformReceiver, waitFor } from '../helpers/platform.js';
+import { invCase, sampleCaseFor } from '../fixtures/cases.js';
+
+let redis: Awaited<ReturnType<typeof startTestRedis>>;
+let inv: InvSimulator;
+let tax: TaxSimulator;
+let gw: TestGateway;
+let opsToken: string;
+let platform: PlatformReceiver;
+let platformUrl: string;
+let deptAdminToken: string;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  inv = new InvSimulator({ reviewDelayMs: 100, decisionDelayMs: 100 });
+  await inv.listen();
+  tax = new TaxSimulator({ reviewDelayMs: 100, decisionDelayMs: 100 });
+  await tax.listen();
+  platform = new PlatformReceiver(EVENT_SECRET);
+  platformUrl = await platform.listen();
+  gw = await startTestGateway({
+    redisUrl: redis.url,
+    overrides: {
+      platform: { eventRetry: { attempts: 2, baseDelayMs: 100, maxDelayMs: 200 } },
+      departments: {
+        inv: { enabled: true, baseUrl: inv.url, timeoutMs: 500, retry: { attempts: 3, baseDelayMs: 100, maxDelayMs: 200 }, circuit: { failureThreshold: 2, openMs: 300, maxOpenMs: 1000 } },
+        tax: { enabled: true, baseUrl: tax.url },
+      },
+    },
+  });
+  inv.setWebhookUrl(`${gw.url}/callbacks/inv`);
+  tax.setWebhookUrl(`${gw.url}/callbacks/tax`);
+  opsToken = (await gw.call('POST', '/admin/v1/tokens', { token: ADMIN_TOKEN, body: { name: 'ops', role: 'ops' } })).body.token;
+  deptAdminToken = (await gw.call('POST', '/admin/v1/tokens', { token: ADMIN_TOKEN, body: { name: 'inv-admin', role: 'dept-admin:inv' } })).body.token;
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await inv?.close();
+  await tax?.close();
+  await platform?.close();
+  await redis?.cleanup();
+});
+
+describe('every protected route', () => {
+  it('answers 401 without a token and 403 to a role outside it', async () => {
+    const open = new Set(['/health/live', '/health/ready', '/callbacks/:dept']);
+    const routes = gw.app!.gatewayRoutes.filter((r) => !open.has(r.url));
+    expect(routes.length).toBeGreaterThan(20);
+    const fill = (url: string) => url.replace(':caseNo', 'CASE-1').replace(':itemCode', '640100-INV-0201').replace(':id', 'x').replace(':n', '1').replace(':name', 'dept-inv');
+    for (const r of routes) {
+      const path = fill(r.url);
+      const body = r.method === 'GET' || r.method === 'DELETE' ? {} : { raw: '{}', headers: { 'content-type': 'application/json' } };
+      const none = await gw.call(r.method, path, body);
+      expect(none.status, `${r.method} ${r.url} without a token`).toBe(401);
+      const wrongRole = r.url.startsWith('/v1/') ? opsToken : gw.platformToken;
+      const wrong = await gw.call(r.method, path, { token: wrongRole, ...body });
+      expect(wrong.status, `${r.method} ${r.url} with the wrong role`).toBe(403);
+    }
+    // A department admin is not ops.
+    expect((await gw.call('GET', '/ops/v1/queues', { token: deptAdminToken })).status).toBe(403);
+  });
+});
+
+describe('ops API', () => {
+  it('lists every queue with counts, oldest waiting age, throughput, pause and circuit state', async () => {
+    const r = await gw.call('GET', '/ops/v1/queues', { token: opsToken });
+    expect(r.status).toBe(200);
+    expect(r.body.items.map((q: { name: string }) => q.name).sort()).toEqual(['dept-inv', 'dept-tax', 'notify']);
+    expect(r.body.items.find((q: { name: string }) => q.name === 'dept-inv')).toMatchObject({ department: 'inv', paused: false, counts: { waiting: expect.any(Number), failed: expect.any(Number) }, circuit: { state: 'closed' } });
+    expect((await gw.call('GET', '/ops/v1/queues/dept-nope/jobs', { token: opsToken })).status).toBe(404);
+    expect((await gw.call('GET', '/ops/v1/queues/dept-inv/jobs?state=bogus', { token: opsToken })).status).toBe(400);
+  });
+
+  it('pause stops delivery to a department without losing anything; resume delivers', async () => {
+    expect((await gw.call('POST', '/ops/v1/queues/dept-tax/pause', { token: opsToken, raw: '{}', headers: { 'content-type': 'application/json' } })).body).toMatchObject({ paused: true });
+    const r = await gw.call('POST', '/v1/cases', { token: gw.platformToken, body: sampleCaseFor('640100-TAX-0301', 'OPS-PAUSE-1') });
+    expect(r.status).toBe(202);
+    await new Promise((res) => setTimeout(res, 1000));
+    expect((await gw.ledger.get('OPS-PAUSE-1'))!.routes[0]!.status).toBe('QUEUED');
+    const q = await gw.call('GET', '/ops/v1/queues', { token: opsToken });
+    expect(q.body.items.find((x: { name: string }) => x.name === 'dept-tax')).toMatchObject({ paused: true, counts: { waiting: 1 } });
+    await gw.call('POST', '/ops/v1/queues/dept-tax/resume', { token: opsToken, raw: '{}', headers: { 'content-type': 'application/json' } });
+    await waitFor(async () => (await gw.ledger.get('OPS-PAUSE-1'))!.routes[0]!.status === 'APPROVED', 10_000, 'delivered after resume');
+  });
+
+  it('failed jobs are listed with their case and error, and re-driven', async () => {
+    // Events to a platform that refuses them run out of attempts (2 here) and fail.
+    platform.failWith = 503;
+    try {
+      expect((await gw.call('POST', '/v1/cases', { token: gw.platformToken, body: { ...sampleCaseFor('640100-TAX-0301', 'OPS-FAIL-1'), callbackUrl: platformUrl } })).status).toBe(202);
+      const failed = await waitFor(async () => {
+        const j = await gw.call('GET', '/ops/v1/queues/notify/jobs?state=failed', { token: opsToken });
+        return j.body.items.find((x: { caseNo: string }) => x.caseNo === 'OPS-FAIL-1');
+      }, 20_000, 'a failed job');
+      expect(failed).toMatchObject({ name: 'notify', attemptsMade: 2, lastError: expect.stringContaining('503') });
+      platform.failWith = null;
+      const rd = await gw.call('POST', '/ops/v1/queues/notify/retry', { token: opsToken, body: { jobIds: [failed.id] } });
+      expect(rd.body).toMatchObject({ retried: 1 });
+      await waitFor(() => platform.forCase('OPS-FAIL-1').length > 0, 15_000, 're-driven events delivered');
+      expect((await gw.call('POST', '/ops/v1/queues/notify/retry', { token: opsToken, body: { jobIds: ['no-such-job'] } })).status).toBe(404);
+    } finally {
+      platform.failWith = null;
+    }
+  });
+});
+
+describe('circuit breaker', () => {
+  it('a department down for a while: its circuit opens, no case fails, the other department is not slowed; back up, it closes and delivers once', async () => {
+    inv.setMode('down');
+    const cases = ['CB-1', 'CB-2', 'CB-3'];
+    for (const c of cases) expect((await gw.call('POST', '/v1/cases', { token: gw.platformToken, body: invCase(c) })).status).toBe(202);
+    await waitFor(async () => (await gw.call('GET', '/ops/v1/queues', { token: opsToken })).body.items.find((q: { name: string }) => q.name === 'dept-inv').circuit.state !== 'closed', 10_000, 'circuit open');
+    // Tax delivers meanwhile.
+    expect((await gw.call('POST', '/v1/cases', { token: gw.platformToken, body: sampleCaseFor('640100-TAX-0301', 'CB-TAX-1') })).status).toBe(202);
+    await waitFor(async () => (await gw.ledger.get('CB-TAX-1'))!.routes[0]!.status === 'APPROVED', 10_000, 'tax unaffected');
+    // Far longer than 3 attempts with 100–200 ms backoff would last: nothing FAILED.
+    await new Promise((res) => setTimeout(res, 5000));
+    for (const c of cases) expect((await gw.ledger.get(c))!.routes[0]!.status, c).toBe('QUEUED');
+    const metrics = await gw.call('GET', '/metrics', { token: opsToken });
+    expect(String(metrics.body)).toMatch(/gateway_circuit_state\{department="inv"\} [12]/);
+    inv.setMode('normal');
+    for (const c of cases) await waitFor(async () => (await gw.ledger.get(c))!.routes[0]!.status === 'APPROVED', 15_000, `${c} delivered`);
+    for (const c of cases) expect(inv.accepted.get((await gw.ledger.get(c))!.routes[0]!.key)).toBe(1);
+    expect((await gw.call('GET', '/ops/v1/queues', { token: opsToken })).body.items.find((q: { name: string }) => q.name === 'dept-inv').circuit.state).toBe('closed');
+  });
+});
