@@ -120,8 +120,14 @@ export function buildApp(d: AppDeps): FastifyInstance {
 
   // ---- platform API
   app.post('/v1/cases', { preHandler: platformOnly }, async (req, reply) => {
-    const { status, view } = await intake.submit(req.body);
-    return reply.status(status).send(view);
+    try {
+      const { status, view } = await intake.submit(req.body);
+      d.metrics.intake.inc({ outcome: status === 202 ? 'accepted' : 'repeat' });
+      return reply.status(status).send(view);
+    } catch (e) {
+      d.metrics.intake.inc({ outcome: e instanceof GatewayError ? e.code : 'error' });
+      throw e;
+    }
   });
 
   app.get<{ Params: { caseNo: string } }>('/v1/cases/:caseNo', { preHandler: platformOnly }, async (req, reply) => {

@@ -107,7 +107,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
   await trust.installSeeds(resolve(cfg.certs.anchorsDir));
   await trust.refresh(true);
   trust.startReloading(cfg.certs.reloadIntervalMs);
-  const metrics = new Metrics();
+  const metrics = new Metrics(() => [...[...connectors.keys()].map((d) => ({ name: `dept-${d}`, queue: queues.dept(d) })), { name: 'notify', queue: queues.notify }]);
   const circuits = new Circuits(redis, ns, (d) => dcfg(d).circuit, (d, state) => {
     metrics.circuitState.set({ department: d }, state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
     log[state === 'open' ? 'error' : 'info']({ department: d, circuit: state }, `circuit ${state} for ${d}`);
@@ -139,6 +139,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
         mappings,
         licences,
         circuits,
+        metrics,
         checkAfterMs: (d) => dcfg(d).reconcileAfterSeconds * 1000,
         pollEvery: (d) => ({ firstMs: dcfg(d).pollIntervalSeconds * 1000, maxMs: Math.max(dcfg(d).pollIntervalSeconds, dcfg(d).pollMaxIntervalSeconds) * 1000 }),
         authPauseMs: (d) => dcfg(d).authPauseMs,

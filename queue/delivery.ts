@@ -15,6 +15,7 @@ import { canPush, queueMaterialPushes } from './materials.js';
 import type { MappingStore } from '../mappings/store.js';
 import type { Licences } from '../certs/licences.js';
 import type { Circuits } from './circuit.js';
+import type { Metrics } from '../gateway/metrics.js';
 
 export interface DeliveryDeps {
   ledger: Ledger;
@@ -25,6 +26,7 @@ export interface DeliveryDeps {
   licences?: Pick<Licences, 'verify'>;
   /** Per-department circuit breakers; without them every failure spends an attempt. */
   circuits?: Circuits;
+  metrics?: Metrics;
   /** How long a route of a callback department may stay silent before it is reconciled by GET. */
   checkAfterMs(d: DepartmentId): number;
   /** Polling departments: first poll, and the ceiling the interval doubles up to while nothing changes. */
@@ -81,7 +83,8 @@ export async function handleSubmit(job: Job<SubmitJob>, worker: Worker, deps: De
   });
   log.info({ attempt: job.attemptsMade + 1 }, 'submitting to department');
   const started = Date.now();
-  const outcome = await connector.submit({ key: route.key, businessType: stored.businessType, payload: stored.payload });
+  const send = () => connector.submit({ key: route.key, businessType: stored.businessType, payload: stored.payload });
+  const outcome = deps.metrics ? await deps.metrics.timed(department, 'submit', send) : await send();
   const ms = Date.now() - started;
 
   if (outcome.kind === 'ok' || outcome.kind === 'duplicate' || outcome.kind === 'permanent') await deps.circuits?.success(department);
@@ -212,7 +215,9 @@ export async function handleCheck(job: Job<CheckJob & { quietPolls?: number }>, 
     if (!polling && silentFor < every) {
       next = every - silentFor;
     } else {
-      const outcome = await connector.fetchResult(route.receiptNo);
+      const receipt = route.receiptNo;
+      const ask = () => connector.fetchResult(receipt);
+      const outcome = deps.metrics ? await deps.metrics.timed(department, 'result', ask) : await ask();
       if (outcome.kind === 'ok' || outcome.kind === 'duplicate') {
         const applied = await applyDepartmentEvent(deps, caseNo, department, outcome.value);
         if ((applied === 'applied' || applied === 'final') && isFinalRouteStatus(outcome.value.status)) return { done: outcome.value.status };

@@ -110,7 +110,8 @@ export async function handlePushMaterial(job: Job<PushJob>, worker: Worker, deps
   };
   let outcome;
   try {
-    outcome = await connector.pushMaterial({
+    const push = (ctx: Parameters<typeof connector.pushMaterial>[0]) => (deps.metrics ? deps.metrics.timed(department, 'push', () => connector.pushMaterial(ctx)) : connector.pushMaterial(ctx));
+    outcome = await push({
       receiptNo: route.receiptNo,
       routeKey: route.key,
       material: { id: ref.id, fileName: ref.fileName, mediaType: ref.mediaType, sha256: ref.sha256, size: ref.size, open: async () => watch(await openPlatformFile(ref.url, deps.archiveToken, deps.downloadTimeoutMs)) },

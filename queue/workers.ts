@@ -81,6 +81,8 @@ export class WorkerPool {
     w.on('failed', (job, err) => {
       if (!job) return;
       const final = job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError';
+      const m = this.o.delivery.metrics;
+      if (m) (final ? m.jobsFailed : m.retries).inc({ queue: w.name });
       this.o.log[final ? 'error' : 'debug']({ target, jobId: job.id, attemptsMade: job.attemptsMade, err: err.message }, final ? 'job failed for good' : 'job will be retried');
     });
     w.on('error', (err) => this.o.log.error({ target, err: err.message }, 'worker error'));

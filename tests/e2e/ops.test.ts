@@ -115,6 +115,21 @@ describe('ops API', () => {
   });
 });
 
+describe('metrics', () => {
+  it('intake by outcome, department calls by outcome with latency, queue depths and ages, failures', async () => {
+    await gw.call('POST', '/v1/cases', { token: gw.platformToken, body: invCase('MET-1', { itemCode: 'NOPE-1' }) });
+    const m = String((await gw.call('GET', '/metrics', { token: opsToken })).body);
+    expect(m).toMatch(/gateway_intake_total\{outcome="accepted"\} [1-9]/);
+    expect(m).toMatch(/gateway_intake_total\{outcome="MAPPING_NOT_FOUND"\} 1/);
+    expect(m).toMatch(/gateway_department_calls_total\{department="tax",operation="submit",outcome="ok"\} [1-9]/);
+    expect(m).toMatch(/gateway_department_latency_seconds_bucket\{le="0.5",department="tax",operation="submit"\} [1-9]/);
+    expect(m).toMatch(/gateway_queue_jobs\{queue="dept-inv",state="waiting"\} \d+/);
+    expect(m).toMatch(/gateway_queue_oldest_waiting_seconds\{queue="notify"\} [\d.]+/);
+    expect(m).toMatch(/gateway_jobs_failed_total\{queue="notify"\} [1-9]/);
+    expect(m).toMatch(/gateway_job_retries_total\{queue="notify"\} [1-9]/);
+  });
+});
+
 describe('circuit breaker', () => {
   it('a department down for a while: its circuit opens, no case fails, the other department is not slowed; back up, it closes and delivers once', async () => {
     inv.setMode('down');
