@@ -45,6 +45,8 @@ export interface AppDeps {
   log: Logger;
   bodyLimitBytes: number;
   usccExceptions: ReadonlySet<string>;
+  /** Requests a second per client on /v1 (per process). */
+  clientRatePerSecond?: number;
   /** Extra readiness checks (e.g. this process's workers). */
   readiness?: () => Record<string, boolean>;
 }
@@ -100,6 +102,15 @@ export function buildApp(d: AppDeps): FastifyInstance {
     return sendError(reply, new GatewayError('INTERNAL', 'internal error'));
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, new GatewayError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
+  // Security headers on every answer: nothing here is for a browser to sniff, frame or cache.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.header('X-Content-Type-Options', 'nosniff');
+    reply.header('X-Frame-Options', 'DENY');
+    reply.header('Referrer-Policy', 'no-referrer');
+    reply.header('Cache-Control', 'no-store');
+    reply.header('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
+    return payload;
+  });
   app.addHook('onResponse', async (req, reply) => {
     d.log.info({ method: req.method, route: req.routeOptions.url ?? 'unknown', status: reply.statusCode, ms: Math.round(reply.elapsedTime), client: req.principal?.name }, 'http');
   });
@@ -114,7 +125,24 @@ export function buildApp(d: AppDeps): FastifyInstance {
     if (p.role !== 'admin' && !allowed(p.role)) throw new GatewayError('FORBIDDEN', `role ${p.role} may not do this`);
     req.principal = p;
   };
-  const platformOnly = guard((r) => r === 'platform');
+  // Per-client rate limit on /v1: a token bucket per principal, refilled every second.
+  const perSecond = d.clientRatePerSecond ?? 200;
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  const platformGuard = guard((r) => r === 'platform');
+  const platformOnly = async (req: FastifyRequest, reply: FastifyReply) => {
+    await platformGuard(req);
+    const id = req.principal!.id;
+    const now = Date.now();
+    const b = buckets.get(id) ?? { tokens: perSecond, at: now };
+    b.tokens = Math.min(perSecond, b.tokens + ((now - b.at) / 1000) * perSecond);
+    b.at = now;
+    buckets.set(id, b);
+    if (b.tokens < 1) {
+      reply.header('Retry-After', '1');
+      throw new GatewayError('RATE_LIMITED', `more than ${perSecond} requests a second from this client`);
+    }
+    b.tokens -= 1;
+  };
   registerMappingRoutes(app, { redis: d.redis, ns: d.ns, mappings: d.mappings, connectors: d.connectors, usccExceptions: d.usccExceptions, guard });
   const adminOnly = guard(() => false);
 

@@ -104,6 +104,8 @@ export const configSchema: JsonSchema = {
         bodyLimitBytes: { type: 'integer', minimum: 1024, default: 1048576 },
         /** The public base URL departments call back on (for the demo and logs). */
         publicUrl: { type: 'string', default: '' },
+        /** Requests a second each platform client may make to /v1 (per process); over it, 429 with Retry-After. */
+        clientRatePerSecond: { type: 'integer', minimum: 1, default: 200 },
       },
     },
     redis: {
@@ -231,7 +233,7 @@ export interface InvConfig extends DepartmentConfigBase {
 export interface GatewayConfig {
   certs: { anchorsDir: string; reloadIntervalMs: number };
   role: 'api' | 'worker' | 'all';
-  server: { host: string; port: number; bodyLimitBytes: number; publicUrl: string };
+  server: { host: string; port: number; bodyLimitBytes: number; publicUrl: string; clientRatePerSecond: number };
   redis: { url?: string; namespace: string; embeddedDir: string; embeddedBinary: string };
   log: { level: string };
   platform: {

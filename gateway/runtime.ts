@@ -179,6 +179,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       connectors,
       log,
       bodyLimitBytes: cfg.server.bodyLimitBytes,
+      clientRatePerSecond: cfg.server.clientRatePerSecond,
       usccExceptions: new Set(cfg.identifiers.usccExceptions),
       readiness: (): Record<string, boolean> => (workers ? { workers: workers.running() } : {}),
     });

@@ -150,3 +150,28 @@ describe('circuit breaker', () => {
     expect((await gw.call('GET', '/ops/v1/queues', { token: opsToken })).body.items.find((q: { name: string }) => q.name === 'dept-inv').circuit.state).toBe('closed');
   });
 });
+
+describe('the edge', () => {
+  it('security headers on every answer', async () => {
+    for (const r of [await gw.call('GET', '/health/live'), await gw.call('GET', '/v1/cases', { token: gw.platformToken }), await gw.call('GET', '/nope')]) {
+      expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(r.headers.get('x-frame-options')).toBe('DENY');
+      expect(r.headers.get('cache-control')).toBe('no-store');
+    }
+  });
+
+  it('a platform client over its rate gets 429 with Retry-After, another client is not affected', async () => {
+    const small = await startTestGateway({ redisUrl: redis.url, ns: 'gwrl', overrides: { role: 'api', server: { port: 0, clientRatePerSecond: 5 } } });
+    try {
+      const answers = await Promise.all(Array.from({ length: 12 }, () => small.call('GET', '/v1/cases', { token: small.platformToken })));
+      const limited = answers.filter((a) => a.status === 429);
+      expect(limited.length).toBeGreaterThan(0);
+      expect(limited[0]!.body.error.code).toBe('RATE_LIMITED');
+      expect(limited[0]!.headers.get('retry-after')).toBe('1');
+      const other = (await small.call('POST', '/admin/v1/tokens', { token: ADMIN_TOKEN, body: { name: 'p2', role: 'platform' } })).body.token;
+      expect((await small.call('GET', '/v1/cases', { token: other })).status).toBe(200);
+    } finally {
+      await small.close();
+    }
+  });
+});
