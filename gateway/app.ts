@@ -16,6 +16,7 @@ import type { Licences } from '../certs/licences.js';
 import type { Metrics } from './metrics.js';
 import type { Circuits } from '../queue/circuit.js';
 import { registerOpsRoutes } from './ops.js';
+import { registerDashboard } from './dashboard.js';
 import { isEnvelope } from '../certs/verify.js';
 import { supplementCase, withdrawCase } from './case-actions.js';
 import { audit, isRole, type Principal, type Role, type TokenStore } from './tokens.js';
@@ -108,7 +109,7 @@ export function buildApp(d: AppDeps): FastifyInstance {
     reply.header('X-Frame-Options', 'DENY');
     reply.header('Referrer-Policy', 'no-referrer');
     reply.header('Cache-Control', 'no-store');
-    reply.header('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
+    if (!reply.hasHeader('Content-Security-Policy')) reply.header('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
     return payload;
   });
   app.addHook('onResponse', async (req, reply) => {
@@ -196,6 +197,9 @@ export function buildApp(d: AppDeps): FastifyInstance {
     });
     return reply.send({ items: res.items.map(caseView), nextCursor: res.nextCursor });
   });
+
+  // ---- ops dashboard (its own scope: its own CSP and login)
+  void app.register(async (scope) => registerDashboard(scope, { redis: d.redis, ns: d.ns, tokens: d.tokens, queues: () => [...[...d.connectors.keys()].map((x) => d.queues.dept(x)), d.queues.notify] }));
 
   // ---- ops
   registerOpsRoutes(app, { redis: d.redis, ns: d.ns, queues: d.queues, enabled: [...d.connectors.keys()], circuit: (dept) => d.circuits.view(dept), guard });

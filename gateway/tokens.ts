@@ -81,6 +81,15 @@ export class TokenStore {
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }
 
+  /** The principal of a token by its id (a revoked token is gone, so its sessions end with it). */
+  async byId(id: string): Promise<Principal | null> {
+    if (id === 'admin') return this.adminHash ? { id: 'admin', name: 'GATEWAY_ADMIN_TOKEN', role: 'admin' } : null;
+    const s = await this.redis.hget(this.k('tokens'), id);
+    if (!s) return null;
+    const rec = JSON.parse(s) as TokenRecord;
+    return { id: rec.id, name: rec.name, role: rec.role };
+  }
+
   async revoke(id: string): Promise<TokenRecord | null> {
     const s = await this.redis.hget(this.k('tokens'), id);
     if (!s) return null;

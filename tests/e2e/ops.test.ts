@@ -54,7 +54,7 @@ afterAll(async () => {
 
 describe('every protected route', () => {
   it('answers 401 without a token and 403 to a role outside it', async () => {
-    const open = new Set(['/health/live', '/health/ready', '/callbacks/:dept']);
+    const open = new Set(['/health/live', '/health/ready', '/callbacks/:dept', '/ops/login']);
     const routes = gw.app!.gatewayRoutes.filter((r) => !open.has(r.url));
     expect(routes.length).toBeGreaterThan(20);
     const fill = (url: string) => url.replace(':caseNo', 'CASE-1').replace(':itemCode', '640100-INV-0201').replace(':id', 'x').replace(':n', '1').replace(':name', 'dept-inv');
@@ -112,6 +112,32 @@ describe('ops API', () => {
     } finally {
       platform.failWith = null;
     }
+  });
+});
+
+describe('dashboard', () => {
+  it('a browser logs in with an ops token, gets a session cookie, and sees every department queue', async () => {
+    const login = await gw.call('POST', '/ops/login', { body: { token: opsToken } });
+    expect(login.status).toBe(200);
+    const setCookie = login.headers.get('set-cookie')!;
+    expect(setCookie).toMatch(/^gw_ops=[A-Za-z0-9_-]{20,}; Path=\/ops; HttpOnly; SameSite=Strict; Max-Age=28800/);
+    const cookie = setCookie.split(';')[0]!;
+    const page = await gw.call('GET', '/ops/queues', { headers: { cookie, accept: 'text/html' } });
+    expect(page.status).toBe(200);
+    expect(String(page.body)).toContain('Gateway queues');
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    const api = await gw.call('GET', '/ops/queues/api/queues', { headers: { cookie } });
+    expect(api.status).toBe(200);
+    expect(api.body.queues.map((q: { name: string }) => q.name).sort()).toEqual(['dept-inv', 'dept-tax', 'notify']);
+    expect(api.body.queues[0].counts).toBeDefined();
+  });
+
+  it('refuses without a session, with a forged one, and a platform token at login', async () => {
+    expect((await gw.call('GET', '/ops/queues', { headers: { accept: 'text/html' } })).status).toBe(401);
+    expect((await gw.call('GET', '/ops/queues/api/queues', { headers: { cookie: 'gw_ops=forgedforgedforgedforgedforged' } })).status).toBe(401);
+    expect((await gw.call('POST', '/ops/login', { body: { token: gw.platformToken } })).status).toBe(403);
+    expect((await gw.call('POST', '/ops/login', { body: { token: 'nope' } })).status).toBe(401);
+    expect((await gw.call('GET', '/ops/login')).status).toBe(200);
   });
 });
 
