@@ -46,6 +46,8 @@ export interface AppDeps {
   log: Logger;
   bodyLimitBytes: number;
   usccExceptions: ReadonlySet<string>;
+  /** HTTPS, and optionally mutual TLS for platform clients. */
+  https?: { key: Buffer; cert: Buffer; ca?: Buffer; requestCert: boolean; rejectUnauthorized: boolean } | null;
   /** Requests a second per client on /v1 (per process). */
   clientRatePerSecond?: number;
   /** Extra readiness checks (e.g. this process's workers). */
@@ -63,7 +65,7 @@ export function sendError(reply: FastifyReply, e: GatewayError) {
 }
 
 export function buildApp(d: AppDeps): FastifyInstance {
-  const app = Fastify({ bodyLimit: d.bodyLimitBytes, trustProxy: false, return503OnClosing: true });
+  const app = (d.https ? Fastify({ bodyLimit: d.bodyLimitBytes, trustProxy: false, return503OnClosing: true, https: d.https }) : Fastify({ bodyLimit: d.bodyLimitBytes, trustProxy: false, return503OnClosing: true })) as unknown as FastifyInstance;
   // Every route registered, so a test can walk them all and prove each is guarded.
   const routes: { method: string; url: string }[] = [];
   app.addHook('onRoute', (r) => {
@@ -131,6 +133,9 @@ export function buildApp(d: AppDeps): FastifyInstance {
   const buckets = new Map<string, { tokens: number; at: number }>();
   const platformGuard = guard((r) => r === 'platform');
   const platformOnly = async (req: FastifyRequest, reply: FastifyReply) => {
+    // Mutual TLS for platform clients, when configured: a certificate from the configured CA.
+    if (d.https?.requestCert && !(req.raw.socket as import('node:tls').TLSSocket).authorized)
+      throw new GatewayError('UNAUTHENTICATED', 'a client certificate issued by the configured CA is required');
     await platformGuard(req);
     const id = req.principal!.id;
     const now = Date.now();

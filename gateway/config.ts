@@ -104,6 +104,21 @@ export const configSchema: JsonSchema = {
         bodyLimitBytes: { type: 'integer', minimum: 1024, default: 1048576 },
         /** The public base URL departments call back on (for the demo and logs). */
         publicUrl: { type: 'string', default: '' },
+        /**
+         * HTTPS for the API, and optionally mutual TLS: with requireClientCert, a client must
+         * present a certificate issued by caFile before its bearer token is even read.
+         */
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            certFile: { type: 'string' },
+            keyFile: { type: 'string' },
+            caFile: { type: 'string' },
+            requireClientCert: { type: 'boolean', default: false },
+          },
+        },
         /** Requests a second each platform client may make to /v1 (per process); over it, 429 with Retry-After. */
         clientRatePerSecond: { type: 'integer', minimum: 1, default: 200 },
       },
@@ -233,7 +248,7 @@ export interface InvConfig extends DepartmentConfigBase {
 export interface GatewayConfig {
   certs: { anchorsDir: string; reloadIntervalMs: number };
   role: 'api' | 'worker' | 'all';
-  server: { host: string; port: number; bodyLimitBytes: number; publicUrl: string; clientRatePerSecond: number };
+  server: { host: string; port: number; bodyLimitBytes: number; publicUrl: string; clientRatePerSecond: number; tls: { certFile?: string; keyFile?: string; caFile?: string; requireClientCert: boolean } };
   redis: { url?: string; namespace: string; embeddedDir: string; embeddedBinary: string };
   log: { level: string };
   platform: {
@@ -418,6 +433,14 @@ export function loadConfig(opts: LoadOptions = {}): GatewayConfig {
   if (tax.enabled && !tax.appSecret) faults.push({ path: 'departments.tax.appSecret', code: 'REQUIRED', message: `set ${envName(['departments', 'tax', 'appSecret'])}` });
   const si = cfg.departments.si;
   if (si.enabled && !si.password) faults.push({ path: 'departments.si.password', code: 'REQUIRED', message: `set ${envName(['departments', 'si', 'password'])}` });
+  const tls = cfg.server.tls;
+  if (tls.certFile || tls.keyFile || tls.requireClientCert) {
+    for (const f of ['certFile', 'keyFile', ...(tls.requireClientCert ? ['caFile'] : [])] as const) {
+      const file = tls[f as 'certFile'];
+      if (!file) faults.push({ path: `server.tls.${f}`, code: 'REQUIRED', message: `set ${envName(['server', 'tls', f])}` });
+      else if (!existsSync(file)) faults.push({ path: `server.tls.${f}`, code: 'UNREADABLE', message: `no file ${file}` });
+    }
+  }
   const ps = cfg.departments.ps;
   if (ps.enabled) {
     for (const f of ['caFile', 'certFile', 'keyFile'] as const) {

@@ -4,6 +4,7 @@
  */
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DepartmentId } from '../model/case.js';
@@ -180,6 +181,16 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       log,
       bodyLimitBytes: cfg.server.bodyLimitBytes,
       clientRatePerSecond: cfg.server.clientRatePerSecond,
+      https: cfg.server.tls.certFile
+        ? {
+            key: readFileSync(cfg.server.tls.keyFile!),
+            cert: readFileSync(cfg.server.tls.certFile),
+            ...(cfg.server.tls.caFile ? { ca: readFileSync(cfg.server.tls.caFile) } : {}),
+            // Asked at TLS, enforced for /v1 only: departments' signed callbacks come without one.
+            requestCert: cfg.server.tls.requireClientCert,
+            rejectUnauthorized: false,
+          }
+        : null,
       usccExceptions: new Set(cfg.identifiers.usccExceptions),
       readiness: (): Record<string, boolean> => (workers ? { workers: workers.running() } : {}),
     });
