@@ -4,13 +4,14 @@
  * the store's revision moves. Seeded from certs/anchors/manifest.json when empty. CRLs are taken
  * only if signed by an anchor or by an intermediate seen in a verified chain.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { isDepartment, type DepartmentId } from '../model/case.js';
 import { parseCrl, type Crl } from './cms.js';
-import { issued, parseCert, parseCertsPem, verifyWith, type Cert } from './x509.js';
+import { parseCert, parseCertsPem, verifyWith, type Cert } from './x509.js';
 import type { Anchor, TrustSet } from './verify.js';
 
 export class TrustError extends Error {
@@ -142,7 +143,7 @@ export class TrustStore {
     const signers = [...this.set.anchors.map((a) => a.cert), ...this.known.values()];
     if (!signers.some((c) => c.subjectDer.equals(crl.issuerDer) && verifyWith(c, crl.sigAlg, crl.tbs, crl.signature)))
       throw new TrustError('CRL_SIGNER_UNKNOWN', 'the CRL is not signed by a known anchor or intermediate', input.pem ? 'pem' : 'der');
-    const id = (await import('node:crypto')).createHash('sha256').update(der).digest('hex').slice(0, 16);
+    const id = createHash('sha256').update(der).digest('hex').slice(0, 16);
     await this.redis.multi().hset(this.k('crls'), id, JSON.stringify({ der: der.toString('base64'), addedBy: by, addedAt: new Date().toISOString() })).incr(this.k('rev')).exec();
     await this.refresh(true);
     return this.views.crls.find((c) => c.id === id)!;
@@ -215,4 +216,3 @@ export class TrustStore {
   }
 }
 
-export { issued };

@@ -84,12 +84,7 @@ function certFromB64(s: unknown): Cert {
   return c;
 }
 
-/** The bytes the signature covers: the metadata line, a line feed, then the file. */
-export function signedBytes(e: Envelope, file: Buffer): Buffer {
-  const line = [e.licenceId, e.typeCode, e.holder.idNumber, e.issuer.code, e.issueDate, e.validFrom, e.validTo ?? ''].join('|');
-  return Buffer.concat([Buffer.from(`${line}\n`, 'utf8'), file]);
-}
-
+/** The signature covers the metadata line `licenceId|typeCode|holder.idNumber|issuer.code|issueDate|validFrom|validTo`, a line feed, then the file. */
 export interface Envelope {
   licenceId: string;
   typeCode: string;

@@ -88,7 +88,11 @@ export function registerOpsRoutes(app: FastifyInstance, d: OpsDeps): void {
 
   app.post<{ Params: { name: string }; Body: { jobIds?: unknown } | undefined }>('/ops/v1/queues/:name/retry', { preHandler: ops }, async (req) => {
     const { queue } = queueByName(d, req.params.name);
-    const ids = req.body?.jobIds;
+    const body: unknown = req.body;
+    // Anything but nothing, {} or {"jobIds": [...]} is a mistake, never a licence to re-drive everything.
+    if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body) || Object.keys(body).some((k) => k !== 'jobIds')))
+      throw new GatewayError('VALIDATION_FAILED', 'body must be empty, {} or {"jobIds": [...]}', [{ path: '', code: 'INVALID', message: 'only jobIds is known' }]);
+    const ids = (body as { jobIds?: unknown } | null | undefined)?.jobIds;
     let retried = 0;
     if (ids === undefined) {
       retried = (await queue.getJobCounts('failed')).failed ?? 0;

@@ -109,6 +109,8 @@ describe('ops API', () => {
       expect(rd.body).toMatchObject({ retried: 1 });
       await waitFor(() => platform.forCase('OPS-FAIL-1').length > 0, 15_000, 're-driven events delivered');
       expect((await gw.call('POST', '/ops/v1/queues/notify/retry', { token: opsToken, body: { jobIds: ['no-such-job'] } })).status).toBe(404);
+      // A malformed body is refused, not read as "re-drive everything".
+      for (const bad of [[], { jobIds: 'x' }, { all: true }]) expect((await gw.call('POST', '/ops/v1/queues/notify/retry', { token: opsToken, body: bad })).status).toBe(400);
     } finally {
       platform.failWith = null;
     }
