@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis-client.js';
 import type { Logger } from 'pino';
 import { isDepartment, type DepartmentId } from '../model/case.js';
 import { parseCrl, type Crl } from './cms.js';
@@ -63,7 +63,7 @@ export class TrustStore {
   private known = new Map<string, Cert>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly ns: string,
     private readonly log: Logger,
   ) {}

@@ -4,7 +4,7 @@
  * before and after the change; `ops` reads all; every change is audited with before and after.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis-client.js';
 import { parse as parseYaml } from 'yaml';
 import type { DepartmentId } from '../model/case.js';
 import { GatewayError } from '../model/errors.js';
@@ -16,7 +16,7 @@ import { routeKey } from './intake.js';
 import { audit, type Principal, type Role } from './tokens.js';
 
 export interface MappingRoutesDeps {
-  redis: Redis;
+  redis: RedisClient;
   ns: string;
   mappings: MappingStore;
   connectors: ReadonlyMap<DepartmentId, Connector>;

@@ -1,6 +1,6 @@
 /** The HTTP edge: one fastify app for /v1, /admin/v1, /callbacks and /health. */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis-client.js';
 import type { Logger } from 'pino';
 import { DEPARTMENTS, isDepartment, type DepartmentId } from '../model/case.js';
 import { GatewayError } from '../model/errors.js';
@@ -32,7 +32,7 @@ declare module 'fastify' {
 }
 
 export interface AppDeps {
-  redis: Redis;
+  redis: RedisClient;
   ns: string;
   ledger: Ledger;
   queues: Queues;

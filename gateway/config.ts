@@ -129,6 +129,18 @@ export const configSchema: JsonSchema = {
       default: {},
       properties: {
         url: secret('redis://… (may hold a password); REDIS_URL is read too'),
+        cluster: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            /** Seed nodes of a Redis Cluster; when set, the gateway uses the Cluster and not `url`. */
+            nodes: { type: 'array', items: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' }, default: [], description: 'Redis Cluster seed nodes, host:port,…; REDIS_CLUSTER_NODES is read too' },
+            username: { type: 'string', description: 'ACL user on every Cluster node' },
+            password: secret('password of every Cluster node'),
+            tls: { type: 'boolean', default: false, description: 'TLS to the Cluster nodes' },
+          },
+        },
         namespace: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,15}$', default: 'gw' },
         embeddedDir: { type: 'string', default: 'var/redis' },
         embeddedBinary: { type: 'string', default: 'redis-server' },
@@ -249,7 +261,7 @@ export interface GatewayConfig {
   certs: { anchorsDir: string; reloadIntervalMs: number };
   role: 'api' | 'worker' | 'all';
   server: { host: string; port: number; bodyLimitBytes: number; publicUrl: string; clientRatePerSecond: number; tls: { certFile?: string; keyFile?: string; caFile?: string; requireClientCert: boolean } };
-  redis: { url?: string; namespace: string; embeddedDir: string; embeddedBinary: string };
+  redis: { url?: string; cluster: { nodes: string[]; username?: string; password?: string; tls: boolean }; namespace: string; embeddedDir: string; embeddedBinary: string };
   log: { level: string };
   platform: {
     defaultCallbackUrl: string;
@@ -416,12 +428,16 @@ export function loadConfig(opts: LoadOptions = {}): GatewayConfig {
     if (fromEnv !== undefined) setIn(raw, leaf.path, coerceEnv(fromEnv, leaf.schema));
   }
   if (env.REDIS_URL && env.GATEWAY_REDIS_URL === undefined) setIn(raw, ['redis', 'url'], env.REDIS_URL);
+  if (env.REDIS_CLUSTER_NODES && env.GATEWAY_REDIS_CLUSTER_NODES === undefined) setIn(raw, ['redis', 'cluster', 'nodes'], coerceEnv(env.REDIS_CLUSTER_NODES, { type: 'array' }));
 
   const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
   const validate = ajv.compile(configSchema);
   if (!validate(raw)) faults.push(...ajvFaults(validate.errors));
   if (faults.length) throw new ConfigError(faults);
   const cfg = raw as unknown as GatewayConfig;
+
+  if (cfg.redis.url && cfg.redis.cluster.nodes.length)
+    faults.push({ path: 'redis.cluster.nodes', code: 'CONFLICT', message: 'set either redis.url (one Redis) or redis.cluster.nodes (a Redis Cluster), not both' });
 
   // Settings that only matter once a department is enabled.
   const inv = cfg.departments.inv;

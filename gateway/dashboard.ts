@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis-client.js';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
@@ -18,7 +18,7 @@ const SESSION_TTL_S = 8 * 3600;
 const COOKIE = 'gw_ops';
 
 export interface DashboardDeps {
-  redis: Redis;
+  redis: RedisClient;
   ns: string;
   tokens: TokenStore;
   queues: () => Queue[];

@@ -38,6 +38,8 @@ export interface EmbeddedOptions {
   binary?: string;
   /** 'always' for the product; tests may relax it for speed where durability is not under test. */
   appendfsync?: 'always' | 'everysec' | 'no';
+  /** More redis-server settings (tests start Cluster nodes with them). */
+  extraArgs?: string[];
 }
 
 export async function startEmbeddedRedis(opts: EmbeddedOptions): Promise<EmbeddedRedis> {
@@ -55,6 +57,7 @@ export async function startEmbeddedRedis(opts: EmbeddedOptions): Promise<Embedde
     '--protected-mode', 'yes',
     '--daemonize', 'no',
     '--logfile', 'redis.log',
+    ...(opts.extraArgs ?? []),
   ];
   const child = spawn(opts.binary ?? 'redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -10,10 +10,10 @@ import { GatewayError } from '../model/errors.js';
 import type { Queues } from '../queue/queues.js';
 import type { Role } from './tokens.js';
 import { audit, type Principal } from './tokens.js';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis-client.js';
 
 export interface OpsDeps {
-  redis: Redis;
+  redis: RedisClient;
   ns: string;
   queues: Queues;
   enabled: readonly DepartmentId[];

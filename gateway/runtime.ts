@@ -5,7 +5,6 @@
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DepartmentId } from '../model/case.js';
 import type { Connector } from '../connectors/types.js';
@@ -19,7 +18,8 @@ import { TaxConnector } from '../connectors/tax/index.js';
 import { InvConnector } from '../connectors/inv/index.js';
 import { MappingStore } from '../mappings/store.js';
 import { Ledger } from '../queue/ledger.js';
-import { Queues, redisOptionsFromUrl } from '../queue/queues.js';
+import { Queues } from '../queue/queues.js';
+import { clusterTarget, createCommandClient, describeTarget, type RedisClient, type RedisTarget } from '../queue/redis-client.js';
 import { Reconciler } from '../queue/reconciler.js';
 import { WorkerPool, type DeptWorkerSettings } from '../queue/workers.js';
 import { buildApp } from './app.js';
@@ -31,8 +31,9 @@ export interface Gateway {
   /** Base URL of the API, when this process serves it. */
   url: string | null;
   app: FastifyInstance | null;
-  redisUrl: string;
-  redis: Redis;
+  /** Where this process keeps its state (no password): a redis:// URL or `cluster host:port,…`. */
+  redisTarget: string;
+  redis: RedisClient;
   ledger: Ledger;
   queues: Queues;
   mappings: MappingStore;
@@ -87,16 +88,23 @@ export function buildConnectors(cfg: GatewayConfig, log: Logger): Map<Department
 
 export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<Gateway> {
   let embedded: EmbeddedRedis | null = null;
-  let redisUrl = cfg.redis.url;
-  if (!redisUrl) {
+  let target: RedisTarget;
+  const cluster = cfg.redis.cluster;
+  if (cluster.nodes.length) {
+    target = clusterTarget(cluster.nodes, cluster);
+  } else if (cfg.redis.url) {
+    target = { kind: 'single', url: cfg.redis.url };
+  } else {
     embedded = await startEmbeddedRedis({ dir: resolve(cfg.redis.embeddedDir), binary: cfg.redis.embeddedBinary });
-    redisUrl = embedded.url;
-    log.warn({ redisUrl, dir: embedded.dir }, 'no REDIS_URL: started an embedded redis-server (AOF, appendfsync always); fine for one server, set REDIS_URL in production');
+    target = { kind: 'single', url: embedded.url };
+    log.warn({ redisUrl: embedded.url, dir: embedded.dir }, 'no REDIS_URL: started an embedded redis-server (AOF, appendfsync always); fine for one server, set REDIS_URL in production');
   }
+  const redisTarget = describeTarget(target);
   // Fails fast while Redis is away, so the API answers 503 at once instead of hanging.
-  const redis = new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
-  redis.on('error', (e) => log.debug({ err: e.message }, 'redis connection error'));
+  const redis = createCommandClient(target);
+  redis.on('error', (e: Error) => log.debug({ err: e.message }, 'redis connection error'));
   await redis.connect();
+  log.info({ redis: redisTarget }, 'connected to Redis');
 
   const ns = cfg.redis.namespace;
   const ledger = new Ledger(redis, ns);
@@ -126,7 +134,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
     const departments = new Map<DepartmentId, DeptWorkerSettings>();
     for (const d of connectors.keys()) departments.set(d, { concurrency: dcfg(d).concurrency, rateLimit: dcfg(d).rateLimit, maxDelayMs: dcfg(d).retry.maxDelayMs });
     workers = new WorkerPool({
-      redis: redisOptionsFromUrl(redisUrl),
+      redis: target,
       ns,
       departments,
       log,
@@ -202,7 +210,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
   return {
     url,
     app,
-    redisUrl,
+    redisTarget,
     redis,
     ledger,
     queues,

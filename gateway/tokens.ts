@@ -5,7 +5,7 @@
  * revocation is refused by every process from the next request on.
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis-client.js';
 import { isDepartment } from '../model/case.js';
 
 export type Role = 'platform' | 'ops' | 'admin' | `dept-admin:${string}`;
@@ -33,7 +33,7 @@ export class TokenStore {
   private readonly lastUsedWritten = new Map<string, number>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly ns: string,
     adminToken: string | undefined,
   ) {
@@ -100,7 +100,7 @@ export class TokenStore {
 }
 
 /** An audit trail entry: who, what, when, before and after. Kept in a capped Redis stream. */
-export async function audit(redis: Redis, ns: string, who: Principal, action: string, target: string, before: unknown, after: unknown): Promise<void> {
+export async function audit(redis: RedisClient, ns: string, who: Principal, action: string, target: string, before: unknown, after: unknown): Promise<void> {
   await redis.xadd(
     `{${ns}}:audit`,
     'MAXLEN',

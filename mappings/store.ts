@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis-client.js';
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import type { ErrorDetail } from '../model/errors.js';
@@ -67,7 +67,7 @@ export class MappingStore {
   private loadedOnce = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly ns: string,
     private readonly log: Logger,
   ) {

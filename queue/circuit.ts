@@ -4,7 +4,7 @@
  * attempt waiting. After a pause one job probes; success closes the circuit, failure reopens it
  * with a doubled pause, up to a ceiling. A department down for hours therefore fails no case.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-client.js';
 import type { DepartmentId } from '../model/case.js';
 
 export interface CircuitSettings {
@@ -27,7 +27,7 @@ const PROBE_LEASE_MS = 60_000;
 
 export class Circuits {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly ns: string,
     private readonly settings: (d: DepartmentId) => CircuitSettings,
     private readonly onChange: (d: DepartmentId, state: CircuitView['state']) => void = () => undefined,

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { MaterialRef } from '../model/case.js';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-client.js';
 import {
   FINAL_ROUTE_STATUSES,
   type CaseStatus,
@@ -140,7 +140,7 @@ function routeChanged(a: RouteState, b: RouteState): boolean {
 
 export class Ledger {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     readonly ns: string,
   ) {
     redis.defineCommand('gwCreate', { lua: CREATE });

@@ -4,7 +4,7 @@
  * own `{…}` hash-tag prefix so queues spread over a Redis Cluster.
  */
 import { Queue, type BackoffStrategy, type ConnectionOptions, type JobsOptions } from 'bullmq';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { RedisClient } from './redis-client.js';
 import type { DepartmentId } from '../model/case.js';
 
 export const deptQueueName = (d: DepartmentId) => `dept-${d}`;
@@ -39,17 +39,6 @@ export function jitterBackoff(maxDelayMs: number, random: () => number = Math.ra
   };
 }
 
-export function redisOptionsFromUrl(url: string): RedisOptions {
-  const u = new URL(url);
-  const opts: RedisOptions = { host: u.hostname || '127.0.0.1', port: u.port ? Number(u.port) : 6379 };
-  if (u.username) opts.username = decodeURIComponent(u.username);
-  if (u.password) opts.password = decodeURIComponent(u.password);
-  const db = u.pathname.replace(/^\//, '');
-  if (db) opts.db = Number(db);
-  if (u.protocol === 'rediss:') opts.tls = {};
-  return opts;
-}
-
 export interface RetrySettings {
   attempts: number;
   baseDelayMs: number;
@@ -61,7 +50,7 @@ export class Queues {
 
   constructor(
     /** A producer connection with enableOfflineQueue off: a Redis outage fails at once. */
-    private readonly connection: Redis,
+    private readonly connection: RedisClient,
     readonly ns: string,
     private readonly retry: (d: DepartmentId) => RetrySettings,
     private readonly eventRetry: RetrySettings,

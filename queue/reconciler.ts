@@ -3,7 +3,7 @@
  * on the enqueue): routes recorded but not enqueued are enqueued again, events not delivered get
  * their notify job again. Re-adding a job id that exists is harmless, and handlers are idempotent.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-client.js';
 import type { Logger } from 'pino';
 import type { Ledger } from './ledger.js';
 import type { Queues } from './queues.js';
@@ -13,7 +13,7 @@ export class Reconciler {
   private running: Promise<void> | null = null;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly ledger: Ledger,
     private readonly queues: Queues,
     private readonly log: Logger,

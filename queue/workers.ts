@@ -1,14 +1,14 @@
 /**
  * The workers of this process: one per enabled department (its own concurrency and rate limit)
- * and one for platform events. BullMQ builds their connections itself (maxRetriesPerRequest: null).
+ * and one for platform events, each with its own blocking connection (maxRetriesPerRequest: null).
  */
-import { Worker, type ConnectionOptions, type Job } from 'bullmq';
-import type { RedisOptions } from 'ioredis';
+import { Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { DepartmentId } from '../model/case.js';
 import { handleCheck, handleSubmit, type DeliveryDeps } from './delivery.js';
 import { handlePushMaterial, type MaterialDeps, type PushJob } from './materials.js';
 import { createEventSender, handleNotify, type NotifyDeps } from './notify.js';
+import { workerConnection, type RedisTarget } from './redis-client.js';
 import { deptQueueName, jitterBackoff, NOTIFY_QUEUE, queuePrefix, type CheckJob, type NotifyJob, type SubmitJob } from './queues.js';
 
 export interface DeptWorkerSettings {
@@ -18,7 +18,7 @@ export interface DeptWorkerSettings {
 }
 
 export interface WorkerPoolOptions {
-  redis: RedisOptions;
+  redis: RedisTarget;
   ns: string;
   departments: Map<DepartmentId, DeptWorkerSettings>;
   delivery: DeliveryDeps;
@@ -34,13 +34,18 @@ const KEEP_FAILED = { age: 30 * 24 * 3600 };
 
 export class WorkerPool {
   private workers: Worker[] = [];
+  private connections: Array<() => Promise<void>> = [];
 
   constructor(private readonly o: WorkerPoolOptions) {}
 
   start(): void {
     // BullMQ's own option names; a spread of our `…Ms` names would be silently ignored.
     const stall = { lockDuration: this.o.stall.lockDurationMs, stalledInterval: this.o.stall.stalledIntervalMs, maxStalledCount: this.o.stall.maxStalledCount };
-    const connection = { ...this.o.redis, maxRetriesPerRequest: null } as ConnectionOptions;
+    const connect = () => {
+      const c = workerConnection(this.o.redis);
+      this.connections.push(c.close);
+      return c.connection;
+    };
     for (const [dept, s] of this.o.departments) {
       const name = deptQueueName(dept);
       const worker: Worker = new Worker(
@@ -52,7 +57,7 @@ export class WorkerPool {
           throw new Error(`unknown job ${job.name}`);
         },
         {
-          connection,
+          connection: connect(),
           prefix: queuePrefix(this.o.ns, name),
           concurrency: s.concurrency,
           ...stall,
@@ -66,7 +71,7 @@ export class WorkerPool {
     }
     const send = createEventSender(this.o.notify.timeoutMs);
     const notify = new Worker(NOTIFY_QUEUE, (job: Job, token?: string) => handleNotify(job as Job<NotifyJob>, token, this.o.notify, send), {
-      connection,
+      connection: connect(),
       prefix: queuePrefix(this.o.ns, NOTIFY_QUEUE),
       concurrency: this.o.notify.concurrency,
       ...stall,
@@ -105,5 +110,7 @@ export class WorkerPool {
       await Promise.all(this.workers.map((w) => w.close(true).catch(() => undefined)));
     }
     this.workers = [];
+    await Promise.all(this.connections.map((close) => close()));
+    this.connections = [];
   }
 }

@@ -95,7 +95,7 @@ async function main() {
   const gw = await startGateway(cfg, log);
   sim.setWebhookUrl(`${gw.url}/callbacks/inv`);
   taxSim.setWebhookUrl(`${gw.url}/callbacks/tax`);
-  say(`gateway  ${gw.url}   (redis ${gw.redisUrl}${process.env.REDIS_URL ? '' : ', embedded, data in var/redis/'})`);
+  say(`gateway  ${gw.url}   (redis ${gw.redisTarget}${process.env.REDIS_URL || process.env.REDIS_CLUSTER_NODES ? '' : ', embedded, data in var/redis/'})`);
   say(`si sim   ${siSim.url}  (SOAP, WS-Security)`);
   say(`tax sim  ${taxSim.url}  (signed REST, webhooks)`);
   say(`ps sim   ${psSim.url}  (GBK XML, mutual TLS)`);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, envName, loadConfig, settingsTable } from '../../gateway/config.js';
 import { makeTestPki } from '../helpers/pki.js';
+import { clusterTarget, describeTarget, parseClusterNode } from '../../queue/redis-client.js';
 
 const SECRETS = { GATEWAY_ADMIN_TOKEN: 'a'.repeat(40), GATEWAY_PLATFORM_EVENT_SECRET: 'e'.repeat(40) };
 
@@ -86,6 +87,16 @@ describe('configuration', () => {
 
   it('takes REDIS_URL as redis.url', () => {
     expect(loadConfig({ env: { ...SECRETS, REDIS_URL: 'redis://10.0.0.1:6380/2' } }).redis.url).toBe('redis://10.0.0.1:6380/2');
+  });
+
+  it('takes REDIS_CLUSTER_NODES as the Cluster seeds; refuses bad nodes and a Cluster together with a url', () => {
+    const c = loadConfig({ env: { ...SECRETS, REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b.internal:7001,[fd00::3]:7002', GATEWAY_REDIS_CLUSTER_PASSWORD: 'p' } }).redis.cluster;
+    expect(c).toEqual({ nodes: ['10.0.0.1:7000', 'redis-b.internal:7001', '[fd00::3]:7002'], password: 'p', tls: false });
+    expect(faultsOf(() => loadConfig({ env: { ...SECRETS, REDIS_CLUSTER_NODES: '10.0.0.1' } }))).toEqual([{ path: 'redis.cluster.nodes[0]', code: 'INVALID' }]);
+    expect(faultsOf(() => loadConfig({ env: { ...SECRETS, REDIS_CLUSTER_NODES: '10.0.0.1:7000', REDIS_URL: 'redis://10.0.0.1:6379' } }))).toEqual([{ path: 'redis.cluster.nodes', code: 'CONFLICT' }]);
+    expect(parseClusterNode('[fd00::3]:7002')).toEqual({ host: 'fd00::3', port: 7002 });
+    expect(describeTarget(clusterTarget(['a:1', 'b:2'], { password: 'secret' }))).toBe('cluster a:1,b:2');
+    expect(describeTarget({ kind: 'single', url: 'redis://:secret@h:6380/1' })).toBe('redis://h:6380');
   });
 
   it('the shipped example and demo configurations load', () => {

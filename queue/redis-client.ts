@@ -1,0 +1,78 @@
+/**
+ * Redis connections for one gateway process, on a single Redis or on a Redis Cluster.
+ * Every key the gateway writes carries a hash tag (the ledger and stores share `{ns}`, each queue
+ * its own `{ns-queue}`), so each Lua script, MULTI and pipeline stays in one slot on a Cluster.
+ */
+import type { ConnectionOptions } from 'bullmq';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+/** Either client: both carry the same command API. */
+export type RedisClient = Redis | Cluster;
+
+export type RedisTarget = { kind: 'single'; url: string } | { kind: 'cluster'; nodes: Array<{ host: string; port: number }>; redisOptions: RedisOptions; tls: boolean };
+
+export function redisOptionsFromUrl(url: string): RedisOptions {
+  const u = new URL(url);
+  const opts: RedisOptions = { host: u.hostname || '127.0.0.1', port: u.port ? Number(u.port) : 6379 };
+  if (u.username) opts.username = decodeURIComponent(u.username);
+  if (u.password) opts.password = decodeURIComponent(u.password);
+  const db = u.pathname.replace(/^\//, '');
+  if (db) opts.db = Number(db);
+  if (u.protocol === 'rediss:') opts.tls = {};
+  return opts;
+}
+
+/** `host:port` → a Cluster seed node (IPv6 in brackets). */
+export function parseClusterNode(s: string): { host: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(s.trim());
+  if (!m) throw new Error(`cluster node "${s}" is not host:port`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+export function clusterTarget(nodes: string[], auth: { username?: string; password?: string; tls?: boolean }): RedisTarget {
+  const redisOptions: RedisOptions = {};
+  if (auth.username) redisOptions.username = auth.username;
+  if (auth.password) redisOptions.password = auth.password;
+  if (auth.tls) redisOptions.tls = {};
+  return { kind: 'cluster', nodes: nodes.map(parseClusterNode), redisOptions, tls: !!auth.tls };
+}
+
+export function describeTarget(t: RedisTarget): string {
+  if (t.kind === 'single') {
+    const u = new URL(t.url);
+    return `${u.protocol}//${u.host}`; // never the password
+  }
+  return `cluster ${t.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+}
+
+/**
+ * The command connection (ledger, stores, queue producers): no offline queue and one retry, so a
+ * Redis outage fails a request at once (the API answers 503) instead of hanging it.
+ */
+export function createCommandClient(t: RedisTarget): RedisClient {
+  const fast: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true };
+  if (t.kind === 'single') return new Redis(t.url, fast);
+  return new Cluster(t.nodes, {
+    lazyConnect: true,
+    // Only consulted while the whole Cluster is unreachable; MOVED/ASK redirects are followed anyway.
+    enableOfflineQueue: false,
+    redisOptions: { ...t.redisOptions, maxRetriesPerRequest: 1 },
+    ...(t.tls ? { dnsLookup: (address, cb) => cb(null, address) } : {}),
+  });
+}
+
+/**
+ * What a BullMQ Worker connects with. Workers block and must wait out outages
+ * (maxRetriesPerRequest: null). On a single Redis BullMQ builds the connections itself from
+ * options; on a Cluster it takes a Cluster instance, which the caller closes after the worker.
+ */
+export function workerConnection(t: RedisTarget): { connection: ConnectionOptions; close(): Promise<void> } {
+  if (t.kind === 'single') return { connection: { ...redisOptionsFromUrl(t.url), maxRetriesPerRequest: null } as ConnectionOptions, close: async () => undefined };
+  const c = new Cluster(t.nodes, { redisOptions: { ...t.redisOptions, maxRetriesPerRequest: null }, ...(t.tls ? { dnsLookup: (address, cb) => cb(null, address) } : {}) });
+  return {
+    connection: c as unknown as ConnectionOptions,
+    close: async () => {
+      await c.quit().catch(() => c.disconnect());
+    },
+  };
+}
