@@ -1,6 +1,6 @@
 /** The HTTP edge: one fastify app for /v1, /admin/v1, /callbacks and /health. */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { RedisClient } from '../queue/redis-client.js';
+import { isRedisUnavailable, type RedisClient } from '../queue/redis-client.js';
 import type { Logger } from 'pino';
 import { DEPARTMENTS, isDepartment, type DepartmentId } from '../model/case.js';
 import { GatewayError } from '../model/errors.js';
@@ -54,11 +54,8 @@ export interface AppDeps {
   readiness?: () => Record<string, boolean>;
 }
 
-/** Redis unreachable: the caller did nothing wrong, and may retry. */
-function isRedisUnavailable(e: unknown): boolean {
-  const m = (e as Error)?.message ?? '';
-  return /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|MaxRetriesPerRequest|connect ETIMEDOUT|LOADING/.test(m);
-}
+/** Bodies declared over the limit but under this are drained before the 413 (see the onRequest hook). */
+const DRAIN_LIMIT_BYTES = 16 * 1024 * 1024;
 
 export function sendError(reply: FastifyReply, e: GatewayError) {
   return reply.status(e.status).type('application/json; charset=utf-8').send(e.toBody());
@@ -103,6 +100,20 @@ export function buildApp(d: AppDeps): FastifyInstance {
       return reply.status(err.statusCode).send({ error: { code: 'BAD_REQUEST', message: err.message, details: [] } });
     d.log.error({ err, url: req.routeOptions.url }, 'unhandled error');
     return sendError(reply, new GatewayError('INTERNAL', 'internal error'));
+  });
+  // A body declared too large is read and dropped before the 413, so the client, still writing,
+  // reads the answer instead of a broken pipe (Fastify alone closes the connection under it).
+  // Beyond DRAIN_LIMIT_BYTES it is not worth reading: Fastify's close applies.
+  app.addHook('onRequest', async (req, reply) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (!(declared > d.bodyLimitBytes) || declared > DRAIN_LIMIT_BYTES) return;
+    await new Promise<void>((resolve) => {
+      req.raw.on('data', () => undefined);
+      req.raw.once('end', resolve);
+      req.raw.once('error', resolve);
+      req.raw.once('close', resolve);
+    });
+    return sendError(reply, new GatewayError('BODY_TOO_LARGE', `the body exceeds ${d.bodyLimitBytes} bytes`));
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, new GatewayError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
   // Security headers on every answer: nothing here is for a browser to sniff, frame or cache.

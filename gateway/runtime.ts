@@ -164,7 +164,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       },
     });
     workers.start();
-    reconciler = new Reconciler(redis, ledger, queues, log.child({ part: 'reconciler' }), cfg.reconciler.intervalMs, cfg.reconciler.enqueueGraceMs);
+    reconciler = new Reconciler(redis, ledger, queues, log.child({ part: 'reconciler' }), cfg.reconciler.intervalMs, cfg.reconciler.enqueueGraceMs, [...connectors.keys()]);
     reconciler.start();
   }
 

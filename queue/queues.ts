@@ -80,7 +80,10 @@ export class Queues {
 
   /** One long-lived check job per route: it re-delays itself until the route is final. */
   async addCheck(caseNo: string, d: DepartmentId, delayMs: number): Promise<void> {
-    await this.dept(d).add('check', { caseNo, department: d } satisfies CheckJob, { jobId: jobIds.check(caseNo, d), delay: delayMs, attempts: 1 });
+    // The job re-delays itself while the route is open (no attempt spent); attempts are for errors
+    // of its own, such as Redis going away mid-check, which must not end the following of a result.
+    const r = this.retry(d);
+    await this.dept(d).add('check', { caseNo, department: d } satisfies CheckJob, { jobId: jobIds.check(caseNo, d), delay: delayMs, attempts: r.attempts, backoff: { type: 'jitter', delay: r.baseDelayMs } });
   }
 
   async addPushMaterial(caseNo: string, d: DepartmentId, materialId: string, generation: number): Promise<void> {

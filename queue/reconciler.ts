@@ -2,11 +2,18 @@
  * Heals the gap between a ledger write and a queue write (a crash between them, or a Redis error
  * on the enqueue): routes recorded but not enqueued are enqueued again, events not delivered get
  * their notify job again. Re-adding a job id that exists is harmless, and handlers are idempotent.
+ * It also re-drives a result check that failed for good (e.g. Redis was away longer than its
+ * retries) while its route is still open, so no route is left unfollowed.
  */
 import type { RedisClient } from './redis-client.js';
 import type { Logger } from 'pino';
 import type { Ledger } from './ledger.js';
 import type { Queues } from './queues.js';
+import type { DepartmentId } from '../model/case.js';
+import { isFinalRouteStatus } from '../model/case.js';
+
+/** A failed check is re-driven no sooner than this after it failed, so a broken one cannot spin. */
+const CHECK_REDRIVE_AFTER_MS = 60_000;
 
 export class Reconciler {
   private timer: NodeJS.Timeout | null = null;
@@ -19,6 +26,8 @@ export class Reconciler {
     private readonly log: Logger,
     private readonly intervalMs: number,
     private readonly graceMs: number,
+    private readonly departments: DepartmentId[] = [],
+    private readonly checkRedriveAfterMs = CHECK_REDRIVE_AFTER_MS,
   ) {}
 
   start(): void {
@@ -35,10 +44,10 @@ export class Reconciler {
   }
 
   /** One pass; returns what it re-queued. Only one process runs a pass at a time. */
-  async runOnce(): Promise<{ submits: number; notifies: number }> {
+  async runOnce(): Promise<{ submits: number; notifies: number; checks: number }> {
     const lock = `{${this.ledger.ns}}:lock:reconciler`;
     const got = await this.redis.set(lock, String(process.pid), 'PX', Math.max(this.intervalMs * 2, 5000), 'NX');
-    if (!got) return { submits: 0, notifies: 0 };
+    if (!got) return { submits: 0, notifies: 0, checks: 0 };
     try {
       const submits = await this.ledger.pendingSubmits(this.graceMs);
       for (const ref of submits) await this.queues.addSubmit(ref.caseNo, ref.department);
@@ -52,10 +61,27 @@ export class Reconciler {
           notifies++;
         } else await this.ledger.markDelivered(caseNo, st.seq);
       }
-      if (submits.length || notifies) this.log.info({ submits: submits.length, notifies }, 'reconciler re-queued work');
-      return { submits: submits.length, notifies };
+      const checks = await this.redriveFailedChecks();
+      if (submits.length || notifies || checks) this.log.info({ submits: submits.length, notifies, checks }, 'reconciler re-queued work');
+      return { submits: submits.length, notifies, checks };
     } finally {
       await this.redis.del(lock);
     }
+  }
+
+  private async redriveFailedChecks(): Promise<number> {
+    let n = 0;
+    for (const d of this.departments) {
+      const failed = await this.queues.dept(d).getJobs(['failed'], 0, 499, true);
+      for (const job of failed) {
+        if (job.name !== 'check' || Date.now() - (job.finishedOn ?? 0) < this.checkRedriveAfterMs) continue;
+        const doc = await this.ledger.get((job.data as { caseNo: string }).caseNo);
+        const route = doc?.routes.find((r) => r.department === d);
+        if (!route || isFinalRouteStatus(route.status)) continue;
+        await job.retry('failed');
+        n++;
+      }
+    }
+    return n;
   }
 }

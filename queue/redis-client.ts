@@ -76,3 +76,19 @@ export function workerConnection(t: RedisTarget): { connection: ConnectionOption
     },
   };
 }
+
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * Redis (or a Cluster shard) unreachable, restarting or failing over: nobody's mistake, and worth
+ * a retry. ioredis says so in several ways: a MaxRetriesPerRequestError for a command that was in
+ * flight when the connection dropped, a refusal while reconnecting (no offline queue), a socket
+ * code, LOADING while the AOF is read back, CLUSTERDOWN/TRYAGAIN during a failover.
+ */
+export function isRedisUnavailable(e: unknown): boolean {
+  if (!e || typeof e !== 'object') return false;
+  const err = e as Error & { code?: unknown };
+  if (err.name === 'MaxRetriesPerRequestError' || err.name === 'ClusterAllFailedError') return true;
+  if (typeof err.code === 'string' && UNREACHABLE_CODES.has(err.code)) return true;
+  return /Connection is closed|Stream isn't writeable|enableOfflineQueue|max retries per request|^LOADING|^CLUSTERDOWN|^TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available|connect ETIMEDOUT|ECONNREFUSED|ECONNRESET/i.test(err.message ?? '');
+}

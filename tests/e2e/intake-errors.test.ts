@@ -42,6 +42,34 @@ describe('POST /v1/cases refuses', () => {
     expectError(await post(null, { raw: 'caseNo=X-1', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
   });
 
+  it('a client still writing an oversized body reads the 413, not a broken pipe', async () => {
+    const { request } = await import('node:http');
+    const size = 3 * 1024 * 1024;
+    const answers = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        new Promise<string>((resolve) => {
+          const req = request(`${gw.url}/v1/cases`, { method: 'POST', headers: { authorization: `Bearer ${gw.platformToken}`, 'content-type': 'application/json', 'content-length': String(size) } }, (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            res.on('end', () => resolve(`${res.statusCode} ${text}`));
+          });
+          req.on('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code}`));
+          // Written slowly, in 64 KiB pieces, as a client on a real network does: the answer
+          // comes while it is still writing.
+          let sent = 0;
+          const more = () => {
+            if (sent >= size) return void req.end();
+            const n = Math.min(65536, size - sent);
+            sent += n;
+            req.write(Buffer.alloc(n, 0x20), () => setTimeout(more, 1));
+          };
+          more();
+        }),
+      ),
+    );
+    for (const a of answers) expect(a).toMatch(/^413 .*"code":"BODY_TOO_LARGE"/);
+  });
+
   it('a body over 1 MiB with 413, not 500', async () => {
     const big = invCase('BIG-1', { form: { blob: 'x'.repeat(1024 * 1024) } });
     expectError(await post(big), 413, 'BODY_TOO_LARGE');

@@ -18,7 +18,15 @@ const WSSE = 'http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity
 const WSU = 'http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd';
 const DIGEST_TYPE = 'http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest';
 
-export type SiMode = 'normal' | 'down' | 'busy' | '500' | 'slow';
+export type SiMode = 'normal' | 'down' | 'busy' | '500' | 'slow' | 'hostile';
+
+/** What a compromised or broken department might send: entity expansion, external entities, depth. */
+export const HOSTILE_SI_ANSWERS = [
+  '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;"><!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><r>&lol4;</r></soapenv:Body></soapenv:Envelope>',
+  '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><resultCode>&xxe;</resultCode></soapenv:Body></soapenv:Envelope>',
+  `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>${'<a>'.repeat(20000)}${'</a>'.repeat(20000)}</soapenv:Body></soapenv:Envelope>`,
+  '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><resultCode>0',
+];
 export type SiDecision = '03' | '04' | '05' | null;
 
 export interface SiSimOptions {
@@ -103,7 +111,7 @@ export class SiSimulator {
   readonly business = new Map<string, SiBusiness>();
   private readonly bySerial = new Map<string, string>();
   readonly accepted = new Map<string, number>();
-  readonly counters = { submits: 0, replays: 0, authFailures: 0, queries: 0, uploadQueries: 0, chunkPuts: 0, aborted: 0 };
+  readonly counters = { hostile: 0, submits: 0, replays: 0, authFailures: 0, queries: 0, uploadQueries: 0, chunkPuts: 0, aborted: 0 };
   /** Uploaded chunks (on disk) and the files assembled and verified, by acceptNo/materialId. */
   readonly materials = new MaterialStore();
   /** queryResult times per acceptNo. */
@@ -181,6 +189,7 @@ export class SiSimulator {
     if (this.mode === 'down') return req.socket.destroy();
     if (this.mode === 'slow') await new Promise((r) => setTimeout(r, this.slowMs));
     if (this.mode === '500') return res.writeHead(500, { 'Content-Type': 'text/html' }).end('<!DOCTYPE html><html><body>502 Bad Gateway</body></html>');
+    if (this.mode === 'hostile') return res.writeHead(200, { 'Content-Type': 'text/xml; charset=utf-8' }).end(HOSTILE_SI_ANSWERS[this.counters.hostile++ % HOSTILE_SI_ANSWERS.length]);
     if (req.method !== 'POST' || req.url !== '/services/SiBusinessService') return res.writeHead(404).end();
     if (!/^text\/xml;\s*charset=utf-8$/i.test(String(req.headers['content-type']))) return this.fault(res, 'soapenv:Client', 'Content-Type must be text/xml; charset=utf-8');
     const raw = Buffer.concat(chunks).toString('utf8');

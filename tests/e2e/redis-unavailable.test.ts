@@ -1,0 +1,47 @@
+/**
+ * Every way ioredis reports a Redis that went away is recognised as "unavailable" (503 to clients,
+ * never a 500): a command in flight when the server dies and one sent
+ * while reconnecting. The in-flight case was once answered 500 INTERNAL.
+ */
+import { afterAll, expect, it } from 'vitest';
+import { createCommandClient, isRedisUnavailable } from '../../queue/redis-client.js';
+import { startEmbeddedRedis, type EmbeddedRedis } from '../../gateway/embedded-redis.js';
+import { startTestRedis } from '../helpers/redis.js';
+
+let redis: Awaited<ReturnType<typeof startTestRedis>>;
+let again: EmbeddedRedis | null = null;
+afterAll(async () => {
+  await again?.stop();
+  await redis?.cleanup();
+});
+
+it('recognises the errors of a Redis killed under a command and of one still reconnecting', async () => {
+  redis = await startTestRedis();
+  const client = createCommandClient({ kind: 'single', url: redis.url });
+  client.on('error', () => undefined);
+  await client.connect();
+  const inFlight = client.blpop('nothing-here', 5).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  await new Promise((r) => setTimeout(r, 200));
+  redis.kill();
+  const err1 = await inFlight;
+  expect(err1).toBeInstanceOf(Error);
+  expect(isRedisUnavailable(err1), String(err1)).toBe(true);
+
+  const err2 = await client.get('x').then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err2).toBeInstanceOf(Error);
+  expect(isRedisUnavailable(err2), String(err2)).toBe(true);
+  client.disconnect();
+
+  // A mistake of ours or the caller's is not "unavailable".
+  expect(isRedisUnavailable(new Error('WRONGTYPE Operation against a key holding the wrong kind of value'))).toBe(false);
+  expect(isRedisUnavailable(new TypeError("Cannot read properties of undefined (reading 'x')"))).toBe(false);
+  expect(isRedisUnavailable(null)).toBe(false);
+  await new Promise((r) => redis.child.exitCode !== null || redis.child.signalCode !== null ? r(null) : redis.child.once('exit', r));
+  again = await startEmbeddedRedis({ dir: redis.dir, port: redis.port });
+});
