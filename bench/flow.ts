@@ -1,0 +1,334 @@
+/**
+ * Intake, end-to-end and cost-growth benchmarks, each with its baseline on the same Redis in the
+ * same run. The gateway runs built (dist/), as its own processes, as in production; the four
+ * department simulators and the load generator run in the bench process.
+ *
+ * - Intake: POST /v1/cases at 64 connections (autocannon) vs a bare BullMQ Queue.add loop, 64 in flight.
+ * - End to end: N cases over the four departments, first POST → every route accepted by its
+ *   department, vs a no-op BullMQ worker draining N jobs added 64 in flight.
+ * - Cost growth: with 1k, 10k, 100k cases waiting in Redis (a paused department's backlog), intake
+ *   and end-to-end rates of the other departments, and Redis memory per waiting case.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { startEmbeddedRedis, freePort, type EmbeddedRedis } from '../gateway/embedded-redis.js';
+import { workerConnection } from '../queue/redis-client.js';
+import { invCase, sampleCaseFor } from '../tests/fixtures/cases.js';
+import { mixedCase } from '../tests/helpers/stack.js';
+import { InvSimulator } from '../tests/simulators/inv/server.js';
+import { SiSimulator } from '../tests/simulators/si/server.js';
+import { TaxSimulator } from '../tests/simulators/tax/server.js';
+import { PsSimulator } from '../tests/simulators/ps/server.js';
+import { makeTestPki, type TestPki } from '../tests/helpers/pki.js';
+import { routeKey } from '../gateway/intake.js';
+import type { DepartmentId } from '../model/case.js';
+
+const ADMIN = 'bench-admin-token-0123456789abcdef0123';
+const CONNECTIONS = 64;
+
+interface Sims {
+  inv: InvSimulator;
+  si: SiSimulator;
+  tax: TaxSimulator;
+  ps: PsSimulator;
+  pki: TestPki;
+  accepted(): number;
+  close(): Promise<void>;
+}
+
+async function startSims(): Promise<Sims> {
+  const pki = makeTestPki();
+  // Decisions far in the future: the bench measures delivery, not the departments' review.
+  const slow = { reviewDelayMs: 3_600_000, decisionDelayMs: 3_600_000 };
+  const inv = new InvSimulator({ ...slow, ratePerSecond: 1_000_000 });
+  const si = new SiSimulator({ ...slow });
+  const tax = new TaxSimulator({ ...slow, ratePerSecond: 1_000_000 });
+  const ps = new PsSimulator({ key: pki.serverKey, cert: pki.serverCert, ca: pki.ca, ...slow });
+  await Promise.all([inv.listen(), si.listen(), tax.listen(), ps.listen()]);
+  return {
+    inv,
+    si,
+    tax,
+    ps,
+    pki,
+    accepted: () => inv.accepted.size + si.accepted.size + tax.accepted.size + ps.accepted.size,
+    async close() {
+      await Promise.all([inv.close(), si.close(), tax.close(), ps.close()]);
+      pki.cleanup();
+    },
+  };
+}
+
+function gatewayEnv(redisUrl: string, sims: Sims, port: number): Record<string, string> {
+  const e: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    REDIS_URL: redisUrl,
+    GATEWAY_ADMIN_TOKEN: ADMIN,
+    GATEWAY_PLATFORM_EVENT_SECRET: 'bench-event-secret-0123456789abcdef',
+    // Events go nowhere fast: the platform's speed is not under test.
+    GATEWAY_PLATFORM_DEFAULT_CALLBACK_URL: 'http://127.0.0.1:9/events',
+    GATEWAY_SERVER_PORT: String(port),
+    GATEWAY_SERVER_CLIENT_RATE_PER_SECOND: '1000000',
+    GATEWAY_LOG_LEVEL: 'warn',
+    GATEWAY_DEPARTMENTS_INV_BASE_URL: sims.inv.url,
+    GATEWAY_DEPARTMENTS_INV_CLIENT_SECRET: 'sim-client-secret',
+    GATEWAY_DEPARTMENTS_INV_WEBHOOK_SECRET: 'sim-webhook-secret',
+    GATEWAY_DEPARTMENTS_SI_BASE_URL: sims.si.url,
+    GATEWAY_DEPARTMENTS_SI_PASSWORD: 'sim-si-password',
+    GATEWAY_DEPARTMENTS_TAX_BASE_URL: sims.tax.url,
+    GATEWAY_DEPARTMENTS_TAX_APP_SECRET: 'sim-tax-secret',
+    GATEWAY_DEPARTMENTS_PS_BASE_URL: sims.ps.url,
+    GATEWAY_DEPARTMENTS_PS_CA_FILE: sims.pki.caFile,
+    GATEWAY_DEPARTMENTS_PS_CERT_FILE: sims.pki.clientCertFile,
+    GATEWAY_DEPARTMENTS_PS_KEY_FILE: sims.pki.clientKeyFile,
+  };
+  for (const d of ['INV', 'SI', 'TAX', 'PS']) {
+    e[`GATEWAY_DEPARTMENTS_${d}_ENABLED`] = 'true';
+    e[`GATEWAY_DEPARTMENTS_${d}_CONCURRENCY`] = '32';
+    e[`GATEWAY_DEPARTMENTS_${d}_RATE_LIMIT_MAX`] = '100000';
+    e[`GATEWAY_DEPARTMENTS_${d}_POLL_INTERVAL_SECONDS`] = '3600';
+  }
+  return e;
+}
+
+interface Stack {
+  redis: EmbeddedRedis;
+  sims: Sims;
+  base: string;
+  token: string;
+  opsToken: string;
+  procs: ChildProcess[];
+  close(): Promise<void>;
+}
+
+async function startStack(roles: Array<'api' | 'worker'>): Promise<Stack> {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-bench-flow-'));
+  // Production settings (AOF, appendfsync always): intake is only as fast as a durable write.
+  const redis = await startEmbeddedRedis({ dir: join(dir, 'redis') });
+  const sims = await startSims();
+  const port = await freePort();
+  const procs = roles.map((role) =>
+    spawn(process.execPath, ['dist/gateway/main.js', '--role', role], { env: gatewayEnv(redis.url, sims, role === 'api' ? port : 0), stdio: ['ignore', 'inherit', 'inherit'] }),
+  );
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (await fetch(`${base}/health/ready`).then((r) => r.ok, () => false)) break;
+    if (i > 300) throw new Error('gateway did not become ready');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  sims.inv.setWebhookUrl(`${base}/callbacks/inv`);
+  sims.tax.setWebhookUrl(`${base}/callbacks/tax`);
+  const mk = async (role: string) =>
+    ((await (await fetch(`${base}/admin/v1/tokens`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: `bench-${role}`, role }) })).json()) as { token: string }).token;
+  const token = await mk('platform');
+  const opsToken = await mk('ops');
+  return {
+    redis,
+    sims,
+    base,
+    token,
+    opsToken,
+    procs,
+    async close() {
+      for (const p of procs) p.kill('SIGKILL');
+      await sims.close();
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(sorted.length * p) - 1))] ?? NaN;
+}
+
+/** Runs `op(i)` for i < total (or until `ms` passes), `inFlight` at a time; returns rate and latencies. */
+async function closedLoop(op: (i: number) => Promise<void>, o: { total?: number; ms?: number; inFlight?: number }) {
+  const lat: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  const deadline = o.ms ? started + o.ms : Infinity;
+  await Promise.all(
+    Array.from({ length: o.inFlight ?? CONNECTIONS }, async () => {
+      for (;;) {
+        const i = next++;
+        if ((o.total !== undefined && i >= o.total) || performance.now() > deadline) return;
+        const t = performance.now();
+        await op(i);
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  lat.sort((a, b) => a - b);
+  return { count: lat.length, perSecond: lat.length / seconds, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), seconds };
+}
+
+async function post(s: Stack, body: unknown): Promise<void> {
+  const r = await fetch(`${s.base}/v1/cases`, { method: 'POST', headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  await r.arrayBuffer();
+  if (r.status !== 202) throw new Error(`intake answered ${r.status}`);
+}
+
+/** autocannon at 64 connections against POST /v1/cases, each request a new realistic case. */
+async function intakeRate(s: Stack, prefix: string, seconds: number) {
+  let n = 0;
+  const template = invCase('X');
+  const res = await autocannon({
+    url: s.base,
+    connections: CONNECTIONS,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/cases',
+        headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' },
+        setupRequest: (req: Record<string, unknown>) => ({ ...req, body: JSON.stringify({ ...template, caseNo: `${prefix}-${n++}` }) }),
+      },
+    ],
+  });
+  const ok = res['2xx'];
+  return { perSecond: ok / res.duration, p50: res.latency.p50, p99: res.latency.p99, non2xx: res.non2xx, errors: res.errors };
+}
+
+async function bareQueueAdd(redisUrl: string, seconds: number) {
+  const conn = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const q = new Queue('bench-bare', { connection: conn as never, prefix: '{bench-bare}' });
+  const body = invCase('X');
+  const r = await closedLoop((i) => q.add('submit', { ...body, caseNo: `BARE-${i}` }, { jobId: `bare.${i}` }).then(() => undefined), { ms: seconds * 1000 });
+  await q.obliterate({ force: true });
+  await q.close();
+  conn.disconnect();
+  return r;
+}
+
+async function noopDrain(redisUrl: string, total: number) {
+  const conn = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const q = new Queue('bench-noop', { connection: conn as never, prefix: '{bench-noop}' });
+  let done = 0;
+  let finished!: () => void;
+  const all = new Promise<void>((r) => (finished = r));
+  const w = new Worker(
+    'bench-noop',
+    async () => {
+      if (++done === total) finished();
+    },
+    { connection: workerConnection({ kind: 'single', url: redisUrl }).connection, prefix: '{bench-noop}', concurrency: CONNECTIONS },
+  );
+  const started = performance.now();
+  const body = invCase('X');
+  await closedLoop((i) => q.add('submit', { ...body, caseNo: `NOOP-${i}` }, { jobId: `noop.${i}` }).then(() => undefined), { total });
+  await all;
+  const seconds = (performance.now() - started) / 1000;
+  await w.close();
+  await q.obliterate({ force: true });
+  await q.close();
+  conn.disconnect();
+  return { perSecond: total / seconds, seconds };
+}
+
+async function waitAccepted(sims: Sims, target: number, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (sims.accepted() < target) {
+    if (Date.now() > deadline) throw new Error(`departments accepted ${sims.accepted()} of ${target} routes`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** N mixed cases through the gateway to the four departments; seconds from first POST to the last acceptance. */
+async function endToEnd(s: Stack, prefix: string, n: number) {
+  const cases = Array.from({ length: n }, (_, i) => mixedCase(prefix, i));
+  const routes = cases.reduce((a, c) => a + c.departments.length, 0);
+  const before = s.sims.accepted();
+  const started = performance.now();
+  await closedLoop((i) => post(s, cases[i]!.body), { total: n });
+  await waitAccepted(s.sims, before + routes, 600_000);
+  const seconds = (performance.now() - started) / 1000;
+  return { cases: n, routes, perSecond: n / seconds, seconds };
+}
+
+async function drained(s: Stack, queue: string) {
+  for (;;) {
+    const v = (await (await fetch(`${s.base}/ops/v1/queues`, { headers: { authorization: `Bearer ${s.opsToken}` } })).json()) as { items: Array<{ name: string; counts: Record<string, number> }> };
+    const c = v.items.find((q) => q.name === queue)!.counts;
+    if (!(c.waiting ?? 0) && !(c.active ?? 0)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface FlowBench {
+  intake: { gateway: Awaited<ReturnType<typeof intakeRate>>; bare: Awaited<ReturnType<typeof bareQueueAdd>>; ratio: number };
+  endToEnd: { gateway: Awaited<ReturnType<typeof endToEnd>>; noop: Awaited<ReturnType<typeof noopDrain>>; ratio: number };
+  growth: Array<{ waiting: number; intakePerSecond: number; intakeP99: number; endToEndPerSecond: number; redisBytesPerWaitingCase: number }>;
+}
+
+export async function benchFlow(o: { intakeSeconds: number; endToEndCases: number; backlogs: number[] }): Promise<FlowBench> {
+  // 1. Intake: the API alone (no workers competing for the two cores), then the bare baseline.
+  let s = await startStack(['api']);
+  let intake: FlowBench['intake'];
+  try {
+    await intakeRate(s, 'WARM', 2);
+    const gateway = await intakeRate(s, 'INTAKE', o.intakeSeconds);
+    const bare = await bareQueueAdd(s.redis.url, o.intakeSeconds);
+    intake = { gateway, bare, ratio: gateway.perSecond / bare.perSecond };
+  } finally {
+    await s.close();
+  }
+
+  // 2. End to end, one API and one worker process; then a no-op worker on the same Redis.
+  s = await startStack(['api', 'worker']);
+  let e2e: FlowBench['endToEnd'];
+  try {
+    await endToEnd(s, 'E2E-WARM', 200);
+    const gateway = await endToEnd(s, 'E2E', o.endToEndCases);
+    const noop = await noopDrain(s.redis.url, o.endToEndCases);
+    e2e = { gateway, noop, ratio: gateway.perSecond / noop.perSecond };
+  } finally {
+    await s.close();
+  }
+
+  // 3. Cost growth: tax paused, its cases pile up; inv keeps flowing.
+  s = await startStack(['api', 'worker']);
+  const growth: FlowBench['growth'] = [];
+  try {
+    const r = await fetch(`${s.base}/ops/v1/queues/dept-tax/pause`, { method: 'POST', headers: { authorization: `Bearer ${s.opsToken}` } });
+    if (!r.ok) throw new Error(`pause answered ${r.status}`);
+    const probe = new Redis(s.redis.url);
+    const used = async () => Number(/used_memory:(\d+)/.exec(await probe.info('memory'))![1]);
+    let waiting = 0;
+    let grownBytes = 0;
+    const taxCase = (i: number) => sampleCaseFor('640100-TAX-0301', `BACKLOG-${i}`);
+    for (const target of o.backlogs) {
+      const m0 = await used();
+      const from = waiting;
+      await closedLoop((i) => post(s, taxCase(from + i)), { total: target - from });
+      waiting = target;
+      grownBytes += (await used()) - m0;
+      const intakeNow = await intakeRate(s, `GROW-${target}`, Math.max(3, Math.round(o.intakeSeconds / 2)));
+      // The inv cases of the intake run are delivered before the end-to-end figure starts.
+      await drained(s, 'dept-inv');
+      const invOnly = async (n: number) => {
+        const started = performance.now();
+        await closedLoop((i) => post(s, invCase(`GROW-E2E-${target}-${i}`)), { total: n });
+        const deadline = Date.now() + 300_000;
+        while (![...Array(n).keys()].every((i) => s.sims.inv.accepted.has(routeKey(`GROW-E2E-${target}-${i}`, 'inv' as DepartmentId)))) {
+          if (Date.now() > deadline) throw new Error('inv did not catch up');
+          await new Promise((res) => setTimeout(res, 20));
+        }
+        return n / ((performance.now() - started) / 1000);
+      };
+      const e2eNow = await invOnly(2000);
+      growth.push({ waiting: target, intakePerSecond: intakeNow.perSecond, intakeP99: intakeNow.p99, endToEndPerSecond: e2eNow, redisBytesPerWaitingCase: grownBytes / waiting });
+      process.stdout.write(`  backlog ${target.toLocaleString('en')}: intake ${Math.round(intakeNow.perSecond)}/s (p99 ${intakeNow.p99} ms), inv end to end ${Math.round(e2eNow)}/s, ${Math.round(grownBytes / waiting)} B of Redis per waiting case\n`);
+    }
+    probe.disconnect();
+  } finally {
+    await s.close();
+  }
+  return { intake, endToEnd: e2e, growth };
+}
