@@ -11,6 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -64,14 +65,13 @@ async function startSims(): Promise<Sims> {
   };
 }
 
-function gatewayEnv(redisUrl: string, sims: Sims, port: number): Record<string, string> {
+function gatewayEnv(redisUrl: string, sims: Sims, port: number, eventsUrl: string): Record<string, string> {
   const e: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     REDIS_URL: redisUrl,
     GATEWAY_ADMIN_TOKEN: ADMIN,
     GATEWAY_PLATFORM_EVENT_SECRET: 'bench-event-secret-0123456789abcdef',
-    // Events go nowhere fast: the platform's speed is not under test.
-    GATEWAY_PLATFORM_DEFAULT_CALLBACK_URL: 'http://127.0.0.1:9/events',
+    GATEWAY_PLATFORM_DEFAULT_CALLBACK_URL: eventsUrl,
     GATEWAY_SERVER_PORT: String(port),
     GATEWAY_SERVER_CLIENT_RATE_PER_SECOND: '1000000',
     GATEWAY_LOG_LEVEL: 'warn',
@@ -111,9 +111,16 @@ async function startStack(roles: Array<'api' | 'worker'>): Promise<Stack> {
   // Production settings (AOF, appendfsync always): intake is only as fast as a durable write.
   const redis = await startEmbeddedRedis({ dir: join(dir, 'redis') });
   const sims = await startSims();
+  // The platform takes every event at once: its speed is not under test.
+  const platform = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise<void>((r) => platform.listen(0, '127.0.0.1', r));
+  const eventsUrl = `http://127.0.0.1:${(platform.address() as { port: number }).port}/events`;
   const port = await freePort();
   const procs = roles.map((role) =>
-    spawn(process.execPath, ['dist/gateway/main.js', '--role', role], { env: gatewayEnv(redis.url, sims, role === 'api' ? port : 0), stdio: ['ignore', 'inherit', 'inherit'] }),
+    spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), 'dist/gateway/main.js', '--role', role], { env: gatewayEnv(redis.url, sims, role === 'api' ? port : 0, eventsUrl), stdio: ['ignore', 'inherit', 'inherit'] }),
   );
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
@@ -135,7 +142,10 @@ async function startStack(roles: Array<'api' | 'worker'>): Promise<Stack> {
     opsToken,
     procs,
     async close() {
-      for (const p of procs) p.kill('SIGKILL');
+      // SIGTERM when profiling, so the profile is written on the way out.
+      await Promise.all(procs.map((p) => new Promise((r) => (p.once('exit', r), p.kill(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL')))));
+      platform.closeAllConnections();
+      await new Promise((r) => platform.close(r));
       await sims.close();
       await redis.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -267,33 +277,38 @@ export interface FlowBench {
   growth: Array<{ waiting: number; intakePerSecond: number; intakeP99: number; endToEndPerSecond: number; redisBytesPerWaitingCase: number }>;
 }
 
-export async function benchFlow(o: { intakeSeconds: number; endToEndCases: number; backlogs: number[] }): Promise<FlowBench> {
+export async function benchFlow(o: { intakeSeconds: number; endToEndCases: number; backlogs: number[]; parts?: Set<string> }): Promise<Partial<FlowBench>> {
+  const part = (p: string) => !o.parts || o.parts.has(p);
+  const out: Partial<FlowBench> = {};
   // 1. Intake: the API alone (no workers competing for the two cores), then the bare baseline.
-  let s = await startStack(['api']);
-  let intake: FlowBench['intake'];
-  try {
-    await intakeRate(s, 'WARM', 2);
-    const gateway = await intakeRate(s, 'INTAKE', o.intakeSeconds);
-    const bare = await bareQueueAdd(s.redis.url, o.intakeSeconds);
-    intake = { gateway, bare, ratio: gateway.perSecond / bare.perSecond };
-  } finally {
-    await s.close();
+  if (part('intake')) {
+    const s = await startStack(['api']);
+    try {
+      await intakeRate(s, 'WARM', 2);
+      const gateway = await intakeRate(s, 'INTAKE', o.intakeSeconds);
+      const bare = await bareQueueAdd(s.redis.url, o.intakeSeconds);
+      out.intake = { gateway, bare, ratio: gateway.perSecond / bare.perSecond };
+    } finally {
+      await s.close();
+    }
   }
 
   // 2. End to end, one API and one worker process; then a no-op worker on the same Redis.
-  s = await startStack(['api', 'worker']);
-  let e2e: FlowBench['endToEnd'];
-  try {
-    await endToEnd(s, 'E2E-WARM', 200);
-    const gateway = await endToEnd(s, 'E2E', o.endToEndCases);
-    const noop = await noopDrain(s.redis.url, o.endToEndCases);
-    e2e = { gateway, noop, ratio: gateway.perSecond / noop.perSecond };
-  } finally {
-    await s.close();
+  if (part('e2e')) {
+    const s = await startStack(['api', 'worker']);
+    try {
+      await endToEnd(s, 'E2E-WARM', 200);
+      const gateway = await endToEnd(s, 'E2E', o.endToEndCases);
+      const noop = await noopDrain(s.redis.url, o.endToEndCases);
+      out.endToEnd = { gateway, noop, ratio: gateway.perSecond / noop.perSecond };
+    } finally {
+      await s.close();
+    }
   }
+  if (!part('growth')) return out;
 
   // 3. Cost growth: tax paused, its cases pile up; inv keeps flowing.
-  s = await startStack(['api', 'worker']);
+  const s = await startStack(['api', 'worker']);
   const growth: FlowBench['growth'] = [];
   try {
     const r = await fetch(`${s.base}/ops/v1/queues/dept-tax/pause`, { method: 'POST', headers: { authorization: `Bearer ${s.opsToken}` } });
@@ -330,5 +345,6 @@ export async function benchFlow(o: { intakeSeconds: number; endToEndCases: numbe
   } finally {
     await s.close();
   }
-  return { intake, endToEnd: e2e, growth };
+  out.growth = growth;
+  return out;
 }

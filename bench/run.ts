@@ -60,13 +60,16 @@ if (only.has('flow')) {
     intakeSeconds: Number(process.env.BENCH_INTAKE_SECONDS ?? 10),
     endToEndCases: Number(process.env.BENCH_E2E_CASES ?? 10_000),
     backlogs: (process.env.BENCH_BACKLOGS ?? '1000,10000,100000').split(',').map(Number),
+    ...(process.env.BENCH_FLOW_PARTS ? { parts: new Set(process.env.BENCH_FLOW_PARTS.split(',')) } : {}),
   });
   details.flow = f;
   const i = f.intake;
-  figures.push(
+  if (i) figures.push(
     { name: 'intake, POST /v1/cases at 64 connections', value: i.gateway.perSecond, unit: 'cases/s', baseline: { name: 'bare Queue.add, 64 in flight', value: i.bare.perSecond }, ratio: i.ratio, goal: '≥ 0.5×', met: i.ratio >= 0.5 },
     { name: 'intake p50', value: i.gateway.p50, unit: 'ms', baseline: { name: 'bare Queue.add p50', value: i.bare.p50 } },
     { name: 'intake p99', value: i.gateway.p99, unit: 'ms', baseline: { name: 'bare Queue.add p99', value: i.bare.p99 }, goal: '< 25 ms', met: i.gateway.p99 < 25 },
+  );
+  if (f.endToEnd) figures.push(
     {
       name: `end to end, ${f.endToEnd.gateway.cases.toLocaleString('en')} cases (${f.endToEnd.gateway.routes.toLocaleString('en')} routes) over four departments`,
       value: f.endToEnd.gateway.perSecond,
@@ -75,15 +78,15 @@ if (only.has('flow')) {
       ratio: f.endToEnd.ratio,
     },
   );
-  const first = f.growth[0];
-  for (const g of f.growth)
+  const first = f.growth?.[0];
+  for (const g of f.growth ?? [])
     figures.push(
       { name: `intake with ${g.waiting.toLocaleString('en')} cases waiting`, value: g.intakePerSecond, unit: 'cases/s', ...(first ? { baseline: { name: `with ${first.waiting.toLocaleString('en')} waiting`, value: first.intakePerSecond }, ratio: g.intakePerSecond / first.intakePerSecond } : {}), note: `p99 ${g.intakeP99} ms` },
       { name: `inv end to end with ${g.waiting.toLocaleString('en')} cases waiting`, value: g.endToEndPerSecond, unit: 'cases/s', ...(first ? { baseline: { name: `with ${first.waiting.toLocaleString('en')} waiting`, value: first.endToEndPerSecond }, ratio: g.endToEndPerSecond / first.endToEndPerSecond } : {}) },
       { name: `Redis memory per waiting case (${g.waiting.toLocaleString('en')} waiting)`, value: g.redisBytesPerWaitingCase / 1024, unit: 'KiB' },
     );
-  say(`intake: ${Math.round(i.gateway.perSecond)}/s (p50 ${i.gateway.p50} ms, p99 ${i.gateway.p99} ms) vs bare Queue.add ${Math.round(i.bare.perSecond)}/s (${i.ratio.toFixed(2)}×)`);
-  say(`end to end: ${Math.round(f.endToEnd.gateway.perSecond)} cases/s vs no-op worker ${Math.round(f.endToEnd.noop.perSecond)} jobs/s (${f.endToEnd.ratio.toFixed(2)}×)`);
+  if (i) say(`intake: ${Math.round(i.gateway.perSecond)}/s (p50 ${i.gateway.p50} ms, p99 ${i.gateway.p99} ms) vs bare Queue.add ${Math.round(i.bare.perSecond)}/s (${i.ratio.toFixed(2)}×)`);
+  if (f.endToEnd) say(`end to end: ${Math.round(f.endToEnd.gateway.perSecond)} cases/s vs no-op worker ${Math.round(f.endToEnd.noop.perSecond)} jobs/s (${f.endToEnd.ratio.toFixed(2)}×)`);
 }
 
 recordBench(figures, details);

@@ -72,8 +72,10 @@ export class Intake {
 
   private async enqueue(caseNo: string, depts: DepartmentId[], log: Logger) {
     try {
-      for (const d of depts) await this.d.queues.addSubmit(caseNo, d);
-      await this.d.ledger.clearPendingSubmit(depts.map((department) => ({ caseNo, department })));
+      await Promise.all(depts.map((d) => this.d.queues.addSubmit(caseNo, d)));
+      // Not awaited: the answer need not wait for it. Should it fail, the reconciler re-adds the
+      // (existing) jobs, which is a no-op, and clears the marker then.
+      this.d.ledger.clearPendingSubmit(depts.map((department) => ({ caseNo, department }))).catch((e: Error) => log.debug({ err: e.message }, 'pending-submit marker left for the reconciler'));
     } catch (e) {
       // The case is on disk already; the reconciler enqueues what is left.
       log.warn({ err: (e as Error).message }, 'enqueue failed after the case was recorded; the reconciler will retry');
