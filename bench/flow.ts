@@ -206,6 +206,29 @@ async function intakeRate(s: Stack, prefix: string, seconds: number) {
   return { perSecond: ok / res.duration, p50: res.latency.p50, p99: res.latency.p99, non2xx: res.non2xx, errors: res.errors };
 }
 
+/**
+ * The HTTP floor: a bare Fastify process (same Node, same body limit) that parses the same POSTs
+ * and answers 202 with nothing else to do. What no gateway in one Node process can exceed here.
+ */
+async function httpFloor(seconds: number) {
+  const port = await freePort();
+  const src = `import Fastify from 'fastify';
+const app = Fastify({ bodyLimit: 1048576 });
+app.post('/v1/cases', async (req, reply) => reply.code(202).send({ caseNo: req.body.caseNo, status: 'IN_PROGRESS' }));
+app.get('/health/ready', async () => ({ ok: true }));
+await app.listen({ port: ${port}, host: '127.0.0.1' });`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', src], { stdio: ['ignore', 'inherit', 'inherit'] });
+  try {
+    for (let i = 0; !(await fetch(`http://127.0.0.1:${port}/health/ready`).then((r) => r.ok, () => false)); i++) {
+      if (i > 100) throw new Error('echo server did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return await intakeRate({ base: `http://127.0.0.1:${port}`, token: 'none' } as Stack, 'ECHO', seconds);
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
 async function bareQueueAdd(redisUrl: string, seconds: number) {
   const conn = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const q = new Queue('bench-bare', { connection: conn as never, prefix: '{bench-bare}' });
@@ -272,7 +295,7 @@ async function drained(s: Stack, queue: string) {
 }
 
 export interface FlowBench {
-  intake: { gateway: Awaited<ReturnType<typeof intakeRate>>; bare: Awaited<ReturnType<typeof bareQueueAdd>>; ratio: number };
+  intake: { gateway: Awaited<ReturnType<typeof intakeRate>>; bare: Awaited<ReturnType<typeof bareQueueAdd>>; ratio: number; httpFloor: Awaited<ReturnType<typeof intakeRate>>; ofHttpFloor: number };
   endToEnd: { gateway: Awaited<ReturnType<typeof endToEnd>>; noop: Awaited<ReturnType<typeof noopDrain>>; ratio: number };
   growth: Array<{ waiting: number; intakePerSecond: number; intakeP99: number; endToEndPerSecond: number; redisBytesPerWaitingCase: number }>;
 }
@@ -287,7 +310,8 @@ export async function benchFlow(o: { intakeSeconds: number; endToEndCases: numbe
       await intakeRate(s, 'WARM', 2);
       const gateway = await intakeRate(s, 'INTAKE', o.intakeSeconds);
       const bare = await bareQueueAdd(s.redis.url, o.intakeSeconds);
-      out.intake = { gateway, bare, ratio: gateway.perSecond / bare.perSecond };
+      const floor = await httpFloor(o.intakeSeconds);
+      out.intake = { gateway, bare, ratio: gateway.perSecond / bare.perSecond, httpFloor: floor, ofHttpFloor: gateway.perSecond / floor.perSecond };
     } finally {
       await s.close();
     }
