@@ -44,6 +44,8 @@ export interface Figure {
   goal?: string;
   met?: boolean;
   note?: string;
+  /** When this figure (and its baseline) was measured. */
+  at?: string;
 }
 
 interface Report {
@@ -72,9 +74,14 @@ function save(r: Report) {
   writeFileSync(REPORT_MD, render(r));
 }
 
+/** A partial run (BENCH_ONLY) replaces its own figures and keeps the others, each with its date. */
 export function recordBench(figures: Figure[], details: Record<string, unknown>): void {
   const r = load();
-  r.bench = { at: new Date().toISOString(), figures, details };
+  const at = new Date().toISOString();
+  const fresh = new Map(figures.map((f) => [f.name, { ...f, at }]));
+  const merged = (r.bench?.figures ?? []).map((f) => fresh.get(f.name) ?? f);
+  for (const f of fresh.values()) if (!merged.some((m) => m.name === f.name)) merged.push(f);
+  r.bench = { at, figures: merged, details: { ...(r.bench?.details ?? {}), ...details } };
   save(r);
 }
 
@@ -96,10 +103,10 @@ function render(r: Report): string {
     '',
   ];
   if (r.bench) {
-    out.push(`## Benchmarks (\`npm run bench\`, ${r.bench.at})`, '', '| figure | value | baseline | baseline value | ratio | goal |', '|---|---|---|---|---|---|');
+    out.push('## Benchmarks (`npm run bench`)', '', '| figure | value | baseline | baseline value | ratio | goal | measured |', '|---|---|---|---|---|---|---|');
     for (const f of r.bench.figures) {
       const goal = f.goal ? `${f.goal}: ${f.met === undefined ? '—' : f.met ? 'met' : '**not met**'}` : '';
-      out.push(`| ${f.name} | ${fmt(f.value)} ${f.unit} | ${f.baseline?.name ?? ''} | ${f.baseline ? fmt(f.baseline.value) : ''} | ${f.ratio !== undefined ? `${f.ratio.toFixed(2)}×` : ''} | ${goal} |`);
+      out.push(`| ${f.name} | ${fmt(f.value)} ${f.unit} | ${f.baseline?.name ?? ''} | ${f.baseline ? fmt(f.baseline.value) : ''} | ${f.ratio !== undefined ? `${f.ratio.toFixed(2)}×` : ''} | ${goal} | ${f.at?.slice(0, 16).replace('T', ' ') ?? ''} |`);
     }
     const notes = r.bench.figures.filter((f) => f.note);
     if (notes.length) out.push('', ...notes.map((f) => `- ${f.name}: ${f.note}`));
