@@ -10,8 +10,10 @@ it('the README lists every setting with its environment variable, as the schema 
   expect(section![1]).toBe(settingsMarkdown());
 });
 
-it('CI runs exactly the README test command', () => {
+it('CI runs exactly the README test commands: npm test, then the reliability suite', () => {
   expect(readme).toContain('npm test ');
+  expect(readme).toContain('`npm run test:reliability`');
   const ci = readFileSync(new URL('../../.ci/run', import.meta.url), 'utf8');
-  expect(ci.trim().split('\n').at(-1)).toBe('npm test');
+  const runs = ci.split('\n').filter((l) => /^npm (test|run)\b/.test(l.trim()));
+  expect(runs).toEqual(['npm test', 'npm run test:reliability']);
 });
