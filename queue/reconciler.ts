@@ -72,9 +72,12 @@ export class Reconciler {
   private async redriveFailedChecks(): Promise<number> {
     let n = 0;
     for (const d of this.departments) {
-      const failed = await this.queues.dept(d).getJobs(['failed'], 0, 499, true);
-      for (const job of failed) {
-        if (job.name !== 'check' || Date.now() - (job.finishedOn ?? 0) < this.checkRedriveAfterMs) continue;
+      const q = this.queues.dept(d);
+      // Ids first (cheap), jobs only for checks: failed submissions may be many and are not ours here.
+      const ids = (await q.getRanges(['failed'], 0, 999, true)).filter((id) => id.startsWith('check.'));
+      for (const id of ids) {
+        const job = await q.getJob(id);
+        if (!job || Date.now() - (job.finishedOn ?? 0) < this.checkRedriveAfterMs) continue;
         const doc = await this.ledger.get((job.data as { caseNo: string }).caseNo);
         const route = doc?.routes.find((r) => r.department === d);
         if (!route || isFinalRouteStatus(route.status)) continue;

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
+import { TOKEN_CACHE_MS } from '../../gateway/tokens.js';
 import { invCase, sampleCaseFor } from '../fixtures/cases.js';
 
 let redis: Awaited<ReturnType<typeof startTestRedis>>;
@@ -161,6 +162,25 @@ describe('tokens API', () => {
     }
     expect((await gw.call('DELETE', `/admin/v1/tokens/${made.body.id}`, { token: ADMIN_TOKEN })).status).toBeLessThan(300);
     expectError(await gw.call('GET', '/v1/cases', { token: made.body.token }), 401, 'UNAUTHENTICATED');
+  });
+
+  it('a token revoked in one process stops working in another within TOKEN_CACHE_MS', async () => {
+    const other = await startTestGateway({ redisUrl: redis.url, overrides: { role: 'api', departments: { inv: { enabled: true, baseUrl: 'http://127.0.0.1:9' } } } });
+    try {
+      const made = await gw.call('POST', '/admin/v1/tokens', { token: ADMIN_TOKEN, body: { name: 'platform-3', role: 'platform' } });
+      expect((await other.call('GET', '/v1/cases', { token: made.body.token })).status).toBe(200); // now trusted by `other` for a while
+      expect((await gw.call('DELETE', `/admin/v1/tokens/${made.body.id}`, { token: ADMIN_TOKEN })).status).toBeLessThan(300);
+      const revokedAt = Date.now();
+      expectError(await gw.call('GET', '/v1/cases', { token: made.body.token }), 401, 'UNAUTHENTICATED');
+      for (;;) {
+        const r = await other.call('GET', '/v1/cases', { token: made.body.token });
+        if (r.status === 401) break;
+        expect(Date.now() - revokedAt).toBeLessThan(TOKEN_CACHE_MS + 500);
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    } finally {
+      await other.close();
+    }
   });
 
   it('refuses an unknown role and a missing name with their paths', async () => {
