@@ -1,8 +1,9 @@
 /**
  * Bearer tokens (specs/admin-ops-api.md, Roles). The admin token comes from GATEWAY_ADMIN_TOKEN at
  * start; every other token is made through /admin/v1/tokens and stored only as its SHA-256 (tokens
- * are 256 random bits, so a fast hash is enough). Every request looks its token up in Redis, so a
- * revocation is refused by every process from the next request on.
+ * are 256 random bits, so a fast hash is enough). A process looks a token up in Redis at most once
+ * every TOKEN_CACHE_MS, so a revocation is refused at once by the process that made it and within
+ * TOKEN_CACHE_MS by every other.
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { RedisClient } from '../queue/redis-client.js';
@@ -35,10 +36,9 @@ export class TokenStore {
   private readonly adminHash: Buffer | null;
   private readonly lastUsedWritten = new Map<string, number>();
   /**
-   * Tokens seen valid in the last CACHE_MS, by hash. A lookup is a Redis round trip that (with
-   * appendfsync always) waits for the next fsync, which at intake rates is a quarter of a case's
-   * latency. The price: a token revoked in another process still works there for up to CACHE_MS;
-   * in the revoking process it stops at once.
+   * Tokens seen valid in the last TOKEN_CACHE_MS, by hash: one Redis round trip (which, with
+   * appendfsync always, waits for the next fsync) less on most requests. The price: a token
+   * revoked in another process still works there for up to TOKEN_CACHE_MS.
    */
   private readonly recent = new Map<string, { p: Principal; until: number }>();
 

@@ -49,6 +49,10 @@ export function describeTarget(t: RedisTarget): string {
  * The command connection (ledger, stores, queue producers): no offline queue and one retry, so a
  * Redis outage fails a request at once (the API answers 503) instead of hanging it.
  */
+// Over TLS, connect by the host name given (ioredis would otherwise resolve it to an IP first), so
+// the node's certificate is checked against that name: ioredis's advice for TLS Clusters.
+const tlsLookup = { dnsLookup: (address: string, cb: (err: Error | null, address: string) => void) => cb(null, address) };
+
 export function createCommandClient(t: RedisTarget): RedisClient {
   const fast: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true };
   if (t.kind === 'single') return new Redis(t.url, fast);
@@ -57,7 +61,7 @@ export function createCommandClient(t: RedisTarget): RedisClient {
     // Only consulted while the whole Cluster is unreachable; MOVED/ASK redirects are followed anyway.
     enableOfflineQueue: false,
     redisOptions: { ...t.redisOptions, maxRetriesPerRequest: 1 },
-    ...(t.tls ? { dnsLookup: (address, cb) => cb(null, address) } : {}),
+    ...(t.tls ? tlsLookup : {}),
   });
 }
 
@@ -68,7 +72,7 @@ export function createCommandClient(t: RedisTarget): RedisClient {
  */
 export function workerConnection(t: RedisTarget): { connection: ConnectionOptions; close(): Promise<void> } {
   if (t.kind === 'single') return { connection: { ...redisOptionsFromUrl(t.url), maxRetriesPerRequest: null } as ConnectionOptions, close: async () => undefined };
-  const c = new Cluster(t.nodes, { redisOptions: { ...t.redisOptions, maxRetriesPerRequest: null }, ...(t.tls ? { dnsLookup: (address, cb) => cb(null, address) } : {}) });
+  const c = new Cluster(t.nodes, { redisOptions: { ...t.redisOptions, maxRetriesPerRequest: null }, ...(t.tls ? tlsLookup : {}) });
   return {
     connection: c as unknown as ConnectionOptions,
     close: async () => {
