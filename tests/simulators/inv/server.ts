@@ -6,8 +6,8 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import { MaterialStore, type StoredFile } from '../material-store.js';
+import { SimulatorServer } from '../base.js';
+import type { StoredFile } from '../material-store.js';
 
 export type Decision = 'approved' | 'rejected' | 'returned' | null;
 export type Mode = 'normal' | 'down' | '5xx' | 'slow' | '429';
@@ -50,29 +50,24 @@ export interface Application {
 
 const MATTERS = new Set(['INV-SP-001', 'INV-HZ-001', 'INV-BA-001']);
 
-export class InvSimulator {
+export class InvSimulator extends SimulatorServer<Mode> {
   readonly apps = new Map<string, Application>();
   private readonly byRequest = new Map<string, string>();
   /** How many times each request_id was accepted with a 201 (must never exceed 1). */
   readonly accepted = new Map<string, number>();
   /** Upload sessions, their chunks (on disk) and the files completed, by application_id/material_id. */
   readonly uploads = new Map<string, { upload_id: string; application_id: string; material_id: string; size: number; sha256: string; state: 'open' | 'complete' }>();
-  readonly materials = new MaterialStore();
   readonly byMaterial = new Map<string, StoredFile>();
   readonly counters = { tokenRequests: 0, submits: 0, replays: 0, rateLimited: 0, webhooksSent: 0, webhooksFailed: 0, gets: 0, uploadsOpened: 0, uploadQueries: 0, partPuts: 0, aborted: 0 };
   private tokens = new Map<string, { clientId: string; expiresAt: number }>();
   private window = new Map<string, number[]>();
   private seq = 0;
-  mode: Mode = 'normal';
   slowMs = 3000;
-  private server: http.Server;
-  private sockets = new Set<Socket>();
-  private timers = new Set<NodeJS.Timeout>();
-  port = 0;
   private readonly runTag = randomBytes(2).toString('hex').toUpperCase();
   readonly o: Required<Omit<InvSimOptions, 'port' | 'webhookUrl'>> & { webhookUrl?: string };
 
   constructor(opts: InvSimOptions = {}) {
+    super('http', 'normal');
     this.o = {
       clientId: opts.clientId ?? 'gateway',
       clientSecret: opts.clientSecret ?? 'sim-client-secret',
@@ -91,52 +86,16 @@ export class InvSimulator {
       licence: opts.licence ?? null,
       ...(opts.webhookUrl ? { webhookUrl: opts.webhookUrl } : {}),
     };
-    this.server = http.createServer((req, res) => void this.handle(req, res));
-    this.server.on('connection', (s) => {
-      if (this.mode === 'down') return s.destroy();
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
-  }
-
-  async listen(port = 0): Promise<string> {
-    await new Promise<void>((r) => this.server.listen(port, '127.0.0.1', r));
-    const a = this.server.address();
-    this.port = typeof a === 'object' && a ? a.port : 0;
-    return this.url;
-  }
-
-  get url() {
-    return `http://127.0.0.1:${this.port}`;
+    const server = http.createServer((req, res) => void this.handle(req, res));
+    this.serve(server);
   }
 
   setWebhookUrl(url: string) {
     this.o.webhookUrl = url;
   }
 
-  /** Takes the simulator down (connections refused… well, reset) or brings it back. */
-  setMode(mode: Mode) {
-    this.mode = mode;
-    if (mode === 'down') for (const s of this.sockets) s.destroy();
-  }
-
   revokeTokens() {
     this.tokens.clear();
-  }
-
-  async close() {
-    for (const t of this.timers) clearTimeout(t);
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server.close(() => r()));
-    this.materials.cleanup();
-  }
-
-  private later(ms: number, fn: () => void) {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      fn();
-    }, ms);
-    this.timers.add(t);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse) {

@@ -8,11 +8,10 @@
 import { randomBytes } from 'node:crypto';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { XMLParser } from 'fast-xml-parser';
 import iconv from 'iconv-lite';
-import { MaterialStore } from '../material-store.js';
+import { SimulatorServer } from '../base.js';
 
 export type PsMode = 'normal' | 'down' | 'busy' | 'internal';
 export interface PsSimOptions {
@@ -45,52 +44,24 @@ const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const bj = (ms: number) => new Date(ms + 8 * 3600_000).toISOString().slice(0, 19).replace(/[-T:]/g, '');
 
-export class PsSimulator {
+export class PsSimulator extends SimulatorServer<PsMode> {
   readonly business = new Map<string, PsBusiness>();
   readonly accepted = new Map<string, number>();
   /** Raw request bodies, as bytes. */
   readonly requests: Buffer[] = [];
   readonly counters = { submits: 0, replays: 0, queries: 0, tlsRefused: 0, chunkPuts: 0, aborted: 0 };
-  /** Uploaded chunks (on disk) and the files assembled and verified, by SLBH/CLBH. */
-  readonly materials = new MaterialStore();
   readonly queries = new Map<string, number[]>();
-  mode: PsMode = 'normal';
   private answers = new Map<string, string>();
   private seq = 0;
   private readonly runTag = randomBytes(2).toString('hex').toUpperCase();
-  private server: https.Server;
-  private sockets = new Set<Socket>();
-  port = 0;
   readonly o: Required<PsSimOptions>;
 
   constructor(opts: PsSimOptions) {
+    super('https', 'normal');
     this.o = { sender: 'GATEWAY', reviewDelayMs: 200, decisionDelayMs: 400, decide: () => '3', register: new Map(), ...opts };
-    this.server = https.createServer({ key: opts.key, cert: opts.cert, ca: opts.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => void this.handle(req, res));
-    this.server.on('tlsClientError', () => this.counters.tlsRefused++);
-    this.server.on('secureConnection', (s) => {
-      if (this.mode === 'down') return s.destroy();
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
-  }
-
-  async listen(port = 0): Promise<string> {
-    await new Promise<void>((r) => this.server.listen(port, '127.0.0.1', r));
-    const a = this.server.address();
-    this.port = typeof a === 'object' && a ? a.port : 0;
-    return this.url;
-  }
-  get url() {
-    return `https://127.0.0.1:${this.port}`;
-  }
-  setMode(m: PsMode) {
-    this.mode = m;
-    if (m === 'down') for (const s of this.sockets) s.destroy();
-  }
-  async close() {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server.close(() => r()));
-    this.materials.cleanup();
+    const server = https.createServer({ key: opts.key, cert: opts.cert, ca: opts.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => void this.handle(req, res));
+    server.on('tlsClientError', () => this.counters.tlsRefused++);
+    this.serve(server, 'secureConnection');
   }
 
   private send(res: ServerResponse, seq: string, ret: string, remember = true) {

@@ -8,9 +8,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { XMLParser } from 'fast-xml-parser';
-import { MaterialStore } from '../material-store.js';
+import { SimulatorServer } from '../base.js';
 
 const SOAP = 'http://schemas.xmlsoap.org/soap/envelope/';
 const SI = 'urn:cn:gov:si:business:v1';
@@ -107,28 +106,23 @@ class Fault extends Error {
   }
 }
 
-export class SiSimulator {
+export class SiSimulator extends SimulatorServer<SiMode> {
   readonly business = new Map<string, SiBusiness>();
   private readonly bySerial = new Map<string, string>();
   readonly accepted = new Map<string, number>();
   readonly counters = { hostile: 0, submits: 0, replays: 0, authFailures: 0, queries: 0, uploadQueries: 0, chunkPuts: 0, aborted: 0 };
-  /** Uploaded chunks (on disk) and the files assembled and verified, by acceptNo/materialId. */
-  readonly materials = new MaterialStore();
   /** queryResult times per acceptNo. */
   readonly queries = new Map<string, number[]>();
   /** Every request body as received. */
   readonly requests: string[] = [];
-  mode: SiMode = 'normal';
   slowMs = 3000;
   private seenNonces = new Map<string, number>();
   private seq = 0;
   private readonly runTag = randomBytes(2).toString('hex').toUpperCase();
-  private server: http.Server;
-  private sockets = new Set<Socket>();
-  port = 0;
   readonly o: Required<SiSimOptions>;
 
   constructor(opts: SiSimOptions = {}) {
+    super('http', 'normal');
     this.o = {
       username: opts.username ?? 'gateway',
       password: opts.password ?? 'sim-si-password',
@@ -138,31 +132,8 @@ export class SiSimulator {
       insured: opts.insured ?? new Set(),
       licence: opts.licence ?? (() => null),
     };
-    this.server = http.createServer((req, res) => void this.handle(req, res));
-    this.server.on('connection', (s) => {
-      if (this.mode === 'down') return s.destroy();
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
-  }
-
-  async listen(port = 0): Promise<string> {
-    await new Promise<void>((r) => this.server.listen(port, '127.0.0.1', r));
-    const a = this.server.address();
-    this.port = typeof a === 'object' && a ? a.port : 0;
-    return this.url;
-  }
-  get url() {
-    return `http://127.0.0.1:${this.port}`;
-  }
-  setMode(m: SiMode) {
-    this.mode = m;
-    if (m === 'down') for (const s of this.sockets) s.destroy();
-  }
-  async close() {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server.close(() => r()));
-    this.materials.cleanup();
+    const server = http.createServer((req, res) => void this.handle(req, res));
+    this.serve(server);
   }
 
   private reply(res: ServerResponse, status: number, bodyXml: string) {

@@ -8,8 +8,7 @@
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import { MaterialStore } from '../material-store.js';
+import { SimulatorServer } from '../base.js';
 
 export type TaxStatus = 'ACCEPTED' | 'REVIEWING' | 'APPROVED' | 'REJECTED' | 'RETURNED';
 export type TaxMode = 'normal' | 'down' | '5xx' | 'slow' | '429';
@@ -47,28 +46,22 @@ const TAX_MAX_FILE = 50 * 1024 * 1024;
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const hmac = (secret: string, s: string) => createHmac('sha256', secret).update(s).digest('hex');
 
-export class TaxSimulator {
+export class TaxSimulator extends SimulatorServer<TaxMode> {
   readonly regs = new Map<string, Registration>();
   private readonly bySerial = new Map<string, string>();
   readonly accepted = new Map<string, number>();
   readonly counters = { submits: 0, replays: 0, rateLimited: 0, signatureRefused: 0, webhooksSent: 0, webhooksFailed: 0, gets: 0, materialPuts: 0, tooLarge: 0, aborted: 0 };
-  /** Uploaded files (on disk), verified with its own SHA-256, by applyNo/materialId. */
-  readonly materials = new MaterialStore();
   /** Every request's signing headers as received (to check nonces are fresh). */
   readonly nonces: string[] = [];
-  mode: TaxMode = 'normal';
   slowMs = 3000;
   private seen = new Map<string, number>();
   private window: number[] = [];
   private seq = 0;
   private readonly runTag = randomBytes(2).toString('hex').toUpperCase();
-  private server: http.Server;
-  private sockets = new Set<Socket>();
-  private timers = new Set<NodeJS.Timeout>();
-  port = 0;
   readonly o: Required<Omit<TaxSimOptions, 'webhookUrl'>> & { webhookUrl?: string };
 
   constructor(opts: TaxSimOptions = {}) {
+    super('http', 'normal');
     this.o = {
       appId: opts.appId ?? 'gateway',
       appSecret: opts.appSecret ?? 'sim-tax-secret',
@@ -83,42 +76,12 @@ export class TaxSimulator {
       webhookClockSkewMs: opts.webhookClockSkewMs ?? 0,
       ...(opts.webhookUrl ? { webhookUrl: opts.webhookUrl } : {}),
     };
-    this.server = http.createServer((req, res) => void this.handle(req, res));
-    this.server.on('connection', (s) => {
-      if (this.mode === 'down') return s.destroy();
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
+    const server = http.createServer((req, res) => void this.handle(req, res));
+    this.serve(server);
   }
 
-  async listen(port = 0): Promise<string> {
-    await new Promise<void>((r) => this.server.listen(port, '127.0.0.1', r));
-    const a = this.server.address();
-    this.port = typeof a === 'object' && a ? a.port : 0;
-    return this.url;
-  }
-  get url() {
-    return `http://127.0.0.1:${this.port}`;
-  }
   setWebhookUrl(url: string) {
     this.o.webhookUrl = url;
-  }
-  setMode(mode: TaxMode) {
-    this.mode = mode;
-    if (mode === 'down') for (const s of this.sockets) s.destroy();
-  }
-  async close() {
-    for (const t of this.timers) clearTimeout(t);
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server.close(() => r()));
-    this.materials.cleanup();
-  }
-  private later(ms: number, fn: () => void) {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      fn();
-    }, ms);
-    this.timers.add(t);
   }
 
   private answer(res: ServerResponse, status: number, code: string, message: string, data?: unknown, headers: Record<string, string> = {}) {
