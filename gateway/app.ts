@@ -69,7 +69,7 @@ export function buildApp(d: AppDeps): FastifyInstance {
     for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push({ method: m, url: r.url });
   });
   app.decorate('gatewayRoutes', routes);
-  const intake = new Intake({ ledger: d.ledger, queues: d.queues, mappings: d.mappings, log: d.log, usccExceptions: d.usccExceptions, connected: new Set(d.connectors.keys()) });
+  const intake = new Intake({ ledger: d.ledger, mappings: d.mappings, log: d.log, usccExceptions: d.usccExceptions, connected: new Set(d.connectors.keys()) });
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {

@@ -195,8 +195,8 @@ export const configSchema: JsonSchema = {
       default: {},
       properties: {
         intervalMs: { type: 'integer', minimum: 100, default: 5000 },
-        /** A route recorded but not enqueued for this long is enqueued again. */
-        enqueueGraceMs: { type: 'integer', minimum: 0, default: 15_000 },
+        /** The outbox lease: a route claimed by a dispatcher that has not queued it within this time is taken by another. */
+        enqueueGraceMs: { type: 'integer', minimum: 100, default: 15_000 },
       },
     },
     certs: {

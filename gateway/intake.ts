@@ -5,7 +5,6 @@ import type { CaseView, DepartmentId } from '../model/case.js';
 import { GatewayError } from '../model/errors.js';
 import type { MappingStore } from '../mappings/store.js';
 import { caseView, type Ledger } from '../queue/ledger.js';
-import type { Queues } from '../queue/queues.js';
 import { validateCase } from './case-validation.js';
 
 /** JSON with keys sorted at every level: two bodies that differ only in key order or spacing are identical. */
@@ -30,7 +29,6 @@ export function routeKey(caseNo: string, d: DepartmentId): string {
 
 export interface IntakeDeps {
   ledger: Ledger;
-  queues: Queues;
   mappings: MappingStore;
   log: Logger;
   usccExceptions: ReadonlySet<string>;
@@ -60,25 +58,14 @@ export class Intake {
     const log = this.d.log.child({ caseNo: c.caseNo });
     if (!res.created) {
       if (!res.sameBody) throw new GatewayError('CASE_CONFLICT', `case ${c.caseNo} was already accepted with a different body`);
-      // A repeat may follow a crash before the enqueue: make sure every waiting route is queued.
-      await this.enqueue(c.caseNo, res.doc.routes.filter((r) => r.status === 'QUEUED').map((r) => r.department), log);
+      // Routes still waiting go (back) in the outbox; a job already queued is not added twice.
+      await this.d.ledger.markPendingSubmit(res.doc.routes.filter((r) => r.status === 'QUEUED').map((r) => ({ caseNo: c.caseNo, department: r.department })));
       log.info('identical repeat of an accepted case');
       return { status: 200, view: caseView(res.doc) };
     }
+    // Recorded with its routes in the outbox, in one script: the worker processes' dispatcher
+    // queues them (queue/outbox.ts).
     log.info({ itemCode: c.itemCode, mappingVersion: mapping.version, routes: routes.map((r) => r.department) }, 'case accepted');
-    await this.enqueue(c.caseNo, routes.map((r) => r.department), log);
     return { status: 202, view: caseView(res.doc) };
-  }
-
-  private async enqueue(caseNo: string, depts: DepartmentId[], log: Logger) {
-    try {
-      await Promise.all(depts.map((d) => this.d.queues.addSubmit(caseNo, d)));
-      // Not awaited: the answer need not wait for it. Should it fail, the reconciler re-adds the
-      // (existing) jobs, which is a no-op, and clears the marker then.
-      this.d.ledger.clearPendingSubmit(depts.map((department) => ({ caseNo, department }))).catch((e: Error) => log.debug({ err: e.message }, 'pending-submit marker left for the reconciler'));
-    } catch (e) {
-      // The case is on disk already; the reconciler enqueues what is left.
-      log.warn({ err: (e as Error).message }, 'enqueue failed after the case was recorded; the reconciler will retry');
-    }
   }
 }

@@ -21,6 +21,7 @@ import { Ledger } from '../queue/ledger.js';
 import { Queues } from '../queue/queues.js';
 import { clusterTarget, createCommandClient, describeTarget, type RedisClient, type RedisTarget } from '../queue/redis-client.js';
 import { Reconciler } from '../queue/reconciler.js';
+import { OutboxDispatcher, OUTBOX_DEFAULTS } from '../queue/outbox.js';
 import { WorkerPool, type DeptWorkerSettings } from '../queue/workers.js';
 import { buildApp } from './app.js';
 import type { GatewayConfig } from './config.js';
@@ -129,6 +130,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
 
   let workers: WorkerPool | null = null;
   let reconciler: Reconciler | null = null;
+  let outbox: OutboxDispatcher | null = null;
   if (cfg.role !== 'api') {
     if (!cfg.platform.eventSecret) throw new Error('platform.eventSecret is required to sign events: set GATEWAY_PLATFORM_EVENT_SECRET');
     const departments = new Map<DepartmentId, DeptWorkerSettings>();
@@ -164,6 +166,8 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       },
     });
     workers.start();
+    outbox = new OutboxDispatcher(ledger, queues, log.child({ part: 'outbox' }), { ...OUTBOX_DEFAULTS, leaseMs: cfg.reconciler.enqueueGraceMs });
+    outbox.start();
     reconciler = new Reconciler(redis, ledger, queues, log.child({ part: 'reconciler' }), cfg.reconciler.intervalMs, cfg.reconciler.enqueueGraceMs, [...connectors.keys()]);
     reconciler.start();
   }
@@ -222,6 +226,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       closed = true;
       // Stop taking work first, then let running jobs finish within the deadline.
       await app?.close();
+      await outbox?.stop();
       await reconciler?.stop();
       await workers?.close(deadlineMs);
       mappings.stop();

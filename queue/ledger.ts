@@ -81,6 +81,13 @@ end
 return {1}
 `;
 
+const CLAIM = `
+-- KEYS: 1 pending:submit; ARGV: 1 now, 2 limit, 3 lease end
+local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, v in ipairs(m) do redis.call('ZADD', KEYS[1], 'XX', ARGV[3], v) end
+return m
+`;
+
 const CAS = `
 -- KEYS: 1 case, 2 events, 3 pending:notify, 4 idx:active, then keys to SET
 -- ARGV: 1 expected ver, 2 doc, 3 seq, 4 nEvents, events..., then 'done'|'open', listMember, now, then values for SET keys
@@ -361,10 +368,20 @@ export class Ledger {
     );
   }
 
-  /** Routes recorded but maybe not yet handed to their queue, older than `olderThanMs`. */
-  async pendingSubmits(olderThanMs: number, limit = 500): Promise<{ caseNo: string; department: DepartmentId }[]> {
-    const members = await this.redis.zrangebyscore(this.pendingSubmitKey, '-inf', Date.now() - olderThanMs, 'LIMIT', 0, limit);
+  /**
+   * The outbox: up to `limit` routes recorded and not yet handed to their queue, claimed for
+   * `leaseMs` (their score moves past now, so other dispatchers skip them). A claimer that dies
+   * leaves them to be claimed again when the lease ends.
+   */
+  async claimPendingSubmits(limit: number, leaseMs: number): Promise<{ caseNo: string; department: DepartmentId }[]> {
+    const now = Date.now();
+    const members = (await this.redis.eval(CLAIM, 1, this.pendingSubmitKey, now, limit, now + leaseMs)) as string[];
     return members.map(splitRef);
+  }
+
+  /** Puts routes (back) in the outbox, unless they are there already. */
+  async markPendingSubmit(refs: { caseNo: string; department: DepartmentId }[]): Promise<void> {
+    if (refs.length) await this.redis.zadd(this.pendingSubmitKey, 'NX', ...refs.flatMap((r) => [Date.now(), `${r.caseNo}|${r.department}`]));
   }
 
   async clearPendingSubmit(refs: { caseNo: string; department: DepartmentId }[]): Promise<void> {

@@ -79,6 +79,14 @@ export class Queues {
   }
 
   /** One long-lived check job per route: it re-delays itself until the route is final. */
+  /** Many submissions to one department in one round trip (the outbox dispatcher's batches). */
+  async addSubmits(d: DepartmentId, caseNos: string[]): Promise<void> {
+    const r = this.retry(d);
+    await this.dept(d).addBulk(
+      caseNos.map((caseNo) => ({ name: 'submit', data: { caseNo, department: d } satisfies SubmitJob, opts: { jobId: jobIds.submit(caseNo, d), attempts: r.attempts, backoff: { type: 'jitter', delay: r.baseDelayMs } } })),
+    );
+  }
+
   async addCheck(caseNo: string, d: DepartmentId, delayMs: number): Promise<void> {
     // The job re-delays itself while the route is open (no attempt spent); attempts are for errors
     // of its own, such as Redis going away mid-check, which must not end the following of a result.

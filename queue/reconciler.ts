@@ -1,9 +1,9 @@
 /**
- * Heals the gap between a ledger write and a queue write (a crash between them, or a Redis error
- * on the enqueue): routes recorded but not enqueued are enqueued again, events not delivered get
- * their notify job again. Re-adding a job id that exists is harmless, and handlers are idempotent.
- * It also re-drives a result check that failed for good (e.g. Redis was away longer than its
- * retries) while its route is still open, so no route is left unfollowed.
+ * Heals the gaps between ledger writes and queue writes: events recorded but not delivered get
+ * their notify job again (re-adding a job id that exists is harmless, handlers are idempotent),
+ * and a result check that failed for good (e.g. Redis was away longer than its retries) is
+ * re-driven while its route is still open, so no route is left unfollowed. Submissions need no
+ * healing: they leave through the outbox (outbox.ts).
  */
 import type { RedisClient } from './redis-client.js';
 import type { Logger } from 'pino';
@@ -44,14 +44,11 @@ export class Reconciler {
   }
 
   /** One pass; returns what it re-queued. Only one process runs a pass at a time. */
-  async runOnce(): Promise<{ submits: number; notifies: number; checks: number }> {
+  async runOnce(): Promise<{ notifies: number; checks: number }> {
     const lock = `{${this.ledger.ns}}:lock:reconciler`;
     const got = await this.redis.set(lock, String(process.pid), 'PX', Math.max(this.intervalMs * 2, 5000), 'NX');
-    if (!got) return { submits: 0, notifies: 0, checks: 0 };
+    if (!got) return { notifies: 0, checks: 0 };
     try {
-      const submits = await this.ledger.pendingSubmits(this.graceMs);
-      for (const ref of submits) await this.queues.addSubmit(ref.caseNo, ref.department);
-      await this.ledger.clearPendingSubmit(submits);
       let notifies = 0;
       for (const caseNo of await this.ledger.pendingNotifies(this.graceMs)) {
         const st = await this.ledger.deliveryState(caseNo);
@@ -62,8 +59,8 @@ export class Reconciler {
         } else await this.ledger.markDelivered(caseNo, st.seq);
       }
       const checks = await this.redriveFailedChecks();
-      if (submits.length || notifies || checks) this.log.info({ submits: submits.length, notifies, checks }, 'reconciler re-queued work');
-      return { submits: submits.length, notifies, checks };
+      if (notifies || checks) this.log.info({ notifies, checks }, 'reconciler re-queued work');
+      return { notifies, checks };
     } finally {
       await this.redis.del(lock);
     }

@@ -126,21 +126,23 @@ describe('the department misbehaves', () => {
   });
 });
 
-describe('the gateway crashes between recording a case and queueing it', () => {
-  it('the reconciler queues the recorded route', async () => {
-    const real = gw.queues.addSubmit.bind(gw.queues);
-    gw.queues.addSubmit = async () => {
-      throw new Error('simulated crash before enqueue');
+describe('the outbox: a dispatcher fails between claiming routes and queueing them', () => {
+  it('the route is queued when its lease ends, and delivered once', async () => {
+    const real = gw.queues.addSubmits.bind(gw.queues);
+    let failed = 0;
+    gw.queues.addSubmits = async (d, caseNos) => {
+      if (caseNos.includes('RES-RECON-1') && failed++ === 0) throw new Error('simulated Redis error while queueing');
+      return real(d, caseNos);
     };
     try {
       await submitCase('RES-RECON-1');
+      await untilRoute('RES-RECON-1', 'APPROVED');
     } finally {
-      gw.queues.addSubmit = real;
+      gw.queues.addSubmits = real;
     }
-    expect(await gw.queues.dept('inv').getJob('submit.RES-RECON-1.inv')).toBeUndefined();
-    await untilRoute('RES-RECON-1', 'APPROVED');
+    expect(failed).toBeGreaterThanOrEqual(2); // the failed pass, then the one after the lease
     expect(await acceptedOnce('RES-RECON-1')).toBe(1);
-    expect(gw.logs.text).toContain('reconciler re-queued work');
+    expect(gw.logs.text).toContain('outbox pass failed');
   });
 });
 
