@@ -218,7 +218,7 @@ export function buildApp(d: AppDeps): FastifyInstance {
   void app.register(async (scope) => registerDashboard(scope, { redis: d.redis, ns: d.ns, tokens: d.tokens, queues: () => [...[...d.connectors.keys()].map((x) => d.queues.dept(x)), d.queues.notify] }));
 
   // ---- ops
-  registerOpsRoutes(app, { redis: d.redis, ns: d.ns, queues: d.queues, enabled: [...d.connectors.keys()], circuit: (dept) => d.circuits.view(dept), guard });
+  registerOpsRoutes(app, { redis: d.redis, ns: d.ns, queues: d.queues, enabled: [...d.connectors.keys()], outbox: () => d.ledger.outboxStats(), circuit: (dept) => d.circuits.view(dept), guard });
 
   // ---- metrics (Prometheus text), for ops
   app.get('/metrics', { preHandler: guard((r) => r === 'ops') }, async (_req, reply) => reply.type(d.metrics.registry.contentType).send(await d.metrics.registry.metrics()));

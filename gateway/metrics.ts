@@ -52,7 +52,10 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(queues: () => { name: string; queue: Queue }[] = () => []) {
+  constructor(
+    queues: () => { name: string; queue: Queue }[] = () => [],
+    outbox: () => Promise<{ routes: number; oldestWaitingSeconds: number }> = async () => ({ routes: 0, oldestWaitingSeconds: 0 }),
+  ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'gateway_' });
     // Read from Redis at scrape time, once per scrape for the three gauges (they are collected together).
     type Row = { name: string; counts: Record<string, number>; oldestSeconds: number; paused: boolean };
@@ -86,6 +89,23 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         for (const r of await read()) this.set({ queue: r.name }, r.oldestSeconds);
+      },
+    });
+    // The outbox: routes recorded by intake, not yet in their department queue (worker processes move them).
+    new Gauge({
+      name: 'gateway_outbox_routes',
+      help: 'Routes accepted and recorded, waiting in the outbox for a worker process to queue them',
+      registers: [this.registry],
+      async collect() {
+        this.set((await outbox()).routes);
+      },
+    });
+    new Gauge({
+      name: 'gateway_outbox_oldest_waiting_seconds',
+      help: 'How long the oldest unclaimed route has waited in the outbox',
+      registers: [this.registry],
+      async collect() {
+        this.set((await outbox()).oldestWaitingSeconds);
       },
     });
     new Gauge({

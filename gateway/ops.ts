@@ -17,6 +17,8 @@ export interface OpsDeps {
   ns: string;
   queues: Queues;
   enabled: readonly DepartmentId[];
+  /** Routes recorded by intake and not yet in their queue. */
+  outbox: () => Promise<{ routes: number; oldestWaitingSeconds: number }>;
   circuit: (d: DepartmentId) => Promise<{ state: string; failures: number; openedAt: string | null; nextProbeAt: string | null }>;
   guard: (allowed: (r: Role) => boolean) => (req: FastifyRequest) => Promise<void>;
 }
@@ -71,7 +73,9 @@ export function registerOpsRoutes(app: FastifyInstance, d: OpsDeps): void {
         circuit: department ? await d.circuit(department) : null,
       });
     }
-    return { items };
+    // Beside the queues: what intake has recorded and no worker process has queued yet.
+    const ob = await d.outbox();
+    return { items, outbox: { routes: ob.routes, oldestWaitingAgeSeconds: Math.round(ob.oldestWaitingSeconds) } };
   });
 
   app.get<{ Params: { name: string }; Querystring: { state?: string; start?: string; limit?: string } }>('/ops/v1/queues/:name/jobs', { preHandler: ops }, async (req) => {

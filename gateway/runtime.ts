@@ -117,7 +117,10 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
   await trust.installSeeds(resolve(cfg.certs.anchorsDir));
   await trust.refresh(true);
   trust.startReloading(cfg.certs.reloadIntervalMs);
-  const metrics = new Metrics(() => [...[...connectors.keys()].map((d) => ({ name: `dept-${d}`, queue: queues.dept(d) })), { name: 'notify', queue: queues.notify }]);
+  const metrics = new Metrics(
+    () => [...[...connectors.keys()].map((d) => ({ name: `dept-${d}`, queue: queues.dept(d) })), { name: 'notify', queue: queues.notify }],
+    () => ledger.outboxStats(),
+  );
   const circuits = new Circuits(redis, ns, (d) => dcfg(d).circuit, (d, state) => {
     metrics.circuitState.set({ department: d }, state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
     log[state === 'open' ? 'error' : 'info']({ department: d, circuit: state }, `circuit ${state} for ${d}`);

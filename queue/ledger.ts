@@ -379,6 +379,13 @@ export class Ledger {
     return members.map(splitRef);
   }
 
+  /** How many routes wait in the outbox, and for how long the oldest unclaimed one has waited. */
+  async outboxStats(): Promise<{ routes: number; oldestWaitingSeconds: number }> {
+    const [routes, oldest] = await Promise.all([this.redis.zcard(this.pendingSubmitKey), this.redis.call('ZRANGE', this.pendingSubmitKey, 0, 0, 'WITHSCORES') as Promise<string[]>]);
+    const since = oldest[1] ? Number(oldest[1]) : Date.now();
+    return { routes, oldestWaitingSeconds: Math.max(0, (Date.now() - since) / 1000) };
+  }
+
   /** Puts routes (back) in the outbox, unless they are there already. */
   async markPendingSubmit(refs: { caseNo: string; department: DepartmentId }[]): Promise<void> {
     if (refs.length) await this.redis.zadd(this.pendingSubmitKey, 'NX', ...refs.flatMap((r) => [Date.now(), `${r.caseNo}|${r.department}`]));

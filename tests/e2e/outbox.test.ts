@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import pino from 'pino';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
 import { invCase } from '../fixtures/cases.js';
 import { OutboxDispatcher, OUTBOX_DEFAULTS } from '../../queue/outbox.js';
@@ -29,6 +29,12 @@ it('intake records routes in the outbox and queues nothing itself', async () => 
     await Promise.all(Array.from({ length: 50 }, async (_, k) => expect((await gw.call('POST', '/v1/cases', { token: gw.platformToken, body: invCase(`OUTBOX-${i + k}`) })).status).toBe(202)));
   expect(await gw.redis.zcard('{gw}:pending:submit')).toBe(N);
   expect(await gw.queues.dept('inv').count()).toBe(0);
+  // Ops see what waits in the outbox: no worker process runs here, so all of it.
+  const ops = (await gw.call('POST', '/admin/v1/tokens', { token: ADMIN_TOKEN, body: { name: 'ops', role: 'ops' } })).body.token as string;
+  const view = await gw.call('GET', '/ops/v1/queues', { token: ops });
+  expect(view.body.outbox).toEqual({ routes: N, oldestWaitingAgeSeconds: expect.any(Number) });
+  const metrics = await gw.call('GET', '/metrics', { token: ops });
+  expect(String(metrics.body)).toMatch(new RegExp(`^gateway_outbox_routes ${N}$`, 'm'));
 });
 
 it('a claim hides its routes from other dispatchers until the lease ends', async () => {
