@@ -53,7 +53,11 @@ export class OutboxDispatcher {
     const refs = await this.ledger.claimPendingSubmits(this.s.batch, this.s.leaseMs);
     if (!refs.length) return 0;
     const byDept = new Map<DepartmentId, string[]>();
-    for (const r of refs) byDept.set(r.department, [...(byDept.get(r.department) ?? []), r.caseNo]);
+    for (const r of refs) {
+      const list = byDept.get(r.department);
+      if (list) list.push(r.caseNo);
+      else byDept.set(r.department, [r.caseNo]);
+    }
     await Promise.all([...byDept].map(([d, caseNos]) => this.queues.addSubmits(d, caseNos)));
     await this.ledger.clearPendingSubmit(refs);
     return refs.length;
