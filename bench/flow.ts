@@ -12,6 +12,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -153,6 +155,37 @@ async function startStack(roles: Array<'api' | 'worker'>): Promise<Stack> {
   };
 }
 
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU seconds (user + system) a process has used so far, from /proc; NaN where there is no /proc. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Runs `fn` and tells how many CPU microseconds each of `pids` (and this process, as 'self') spent. */
+async function cpuOf<T>(pids: Record<string, number | undefined>, fn: () => Promise<T>): Promise<{ result: T; cpuSeconds: Record<string, number> }> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  const self = process.cpuUsage();
+  const result = await fn();
+  const selfUsed = process.cpuUsage(self);
+  const cpu: Record<string, number> = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid) - before[k]!]));
+  cpu.self = (selfUsed.user + selfUsed.system) / 1e6;
+  return { result, cpuSeconds: cpu };
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(sorted.length * p) - 1))] ?? NaN;
 }
@@ -203,7 +236,7 @@ async function intakeRate(s: Stack, prefix: string, seconds: number) {
     ],
   });
   const ok = res['2xx'];
-  return { perSecond: ok / res.duration, p50: res.latency.p50, p99: res.latency.p99, non2xx: res.non2xx, errors: res.errors };
+  return { perSecond: ok / res.duration, count: ok, p50: res.latency.p50, p99: res.latency.p99, non2xx: res.non2xx, errors: res.errors };
 }
 
 /**
@@ -295,7 +328,15 @@ async function drained(s: Stack, queue: string) {
 }
 
 export interface FlowBench {
-  intake: { gateway: Awaited<ReturnType<typeof intakeRate>>; bare: Awaited<ReturnType<typeof bareQueueAdd>>; ratio: number; httpFloor: Awaited<ReturnType<typeof intakeRate>>; ofHttpFloor: number };
+  intake: {
+    gateway: Awaited<ReturnType<typeof intakeRate>>;
+    bare: Awaited<ReturnType<typeof bareQueueAdd>>;
+    ratio: number;
+    httpFloor: Awaited<ReturnType<typeof intakeRate>>;
+    ofHttpFloor: number;
+    /** CPU microseconds per case (API process, Redis) and per bare job (its process, Redis). */
+    cpu: { apiMicrosPerCase: number; bareMicrosPerJob: number; redisMicrosPerCase: number; redisMicrosPerBareJob: number };
+  };
   endToEnd: { gateway: Awaited<ReturnType<typeof endToEnd>>; noop: Awaited<ReturnType<typeof noopDrain>>; ratio: number };
   growth: Array<{ waiting: number; intakePerSecond: number; intakeP99: number; endToEndPerSecond: number; redisBytesPerWaitingCase: number }>;
 }
@@ -308,10 +349,23 @@ export async function benchFlow(o: { intakeSeconds: number; endToEndCases: numbe
     const s = await startStack(['api']);
     try {
       await intakeRate(s, 'WARM', 2);
-      const gateway = await intakeRate(s, 'INTAKE', o.intakeSeconds);
-      const bare = await bareQueueAdd(s.redis.url, o.intakeSeconds);
+      // CPU time per case of the API process and of the bare loop's process: the throughput each
+      // would have per core of its own, which the shared two cores of this machine blur.
+      const pids = { api: s.procs[0]!.pid, redis: s.redis.child.pid };
+      const g = await cpuOf(pids, () => intakeRate(s, 'INTAKE', o.intakeSeconds));
+      const b = await cpuOf({ redis: s.redis.child.pid }, () => bareQueueAdd(s.redis.url, o.intakeSeconds));
+      const gateway = g.result;
+      const bare = b.result;
+      const gatewayCases = gateway.count;
+      const bareJobs = bare.count;
+      const cpu = {
+        apiMicrosPerCase: (g.cpuSeconds.api! / gatewayCases) * 1e6,
+        bareMicrosPerJob: (b.cpuSeconds.self! / bareJobs) * 1e6,
+        redisMicrosPerCase: (g.cpuSeconds.redis! / gatewayCases) * 1e6,
+        redisMicrosPerBareJob: (b.cpuSeconds.redis! / bareJobs) * 1e6,
+      };
       const floor = await httpFloor(o.intakeSeconds);
-      out.intake = { gateway, bare, ratio: gateway.perSecond / bare.perSecond, httpFloor: floor, ofHttpFloor: gateway.perSecond / floor.perSecond };
+      out.intake = { gateway, bare, ratio: gateway.perSecond / bare.perSecond, httpFloor: floor, ofHttpFloor: gateway.perSecond / floor.perSecond, cpu };
     } finally {
       await s.close();
     }

@@ -67,6 +67,14 @@ if (only.has('flow')) {
   if (i) figures.push(
     { name: 'intake, POST /v1/cases at 64 connections', value: i.gateway.perSecond, unit: 'cases/s', baseline: { name: 'bare Queue.add, 64 in flight', value: i.bare.perSecond }, ratio: i.ratio, goal: '≥ 0.5×', met: i.ratio >= 0.5 },
     { name: 'intake vs the HTTP floor', value: i.gateway.perSecond, unit: 'cases/s', baseline: { name: 'bare Fastify process answering 202 to the same POSTs', value: i.httpFloor.perSecond }, ratio: i.ofHttpFloor, note: 'the ceiling of any one-process HTTP intake on this machine' },
+    {
+      name: 'intake, cases per CPU-second of the API process',
+      value: 1e6 / i.cpu.apiMicrosPerCase,
+      unit: 'cases/CPU-s',
+      baseline: { name: 'bare Queue.add jobs per CPU-second of its process', value: 1e6 / i.cpu.bareMicrosPerJob },
+      ratio: i.cpu.bareMicrosPerJob / i.cpu.apiMicrosPerCase,
+      note: `${i.cpu.apiMicrosPerCase.toFixed(0)} µs of CPU per case vs ${i.cpu.bareMicrosPerJob.toFixed(0)} µs per job; Redis ${i.cpu.redisMicrosPerCase.toFixed(0)} vs ${i.cpu.redisMicrosPerBareJob.toFixed(0)} µs`,
+    },
     { name: 'intake p50', value: i.gateway.p50, unit: 'ms', baseline: { name: 'bare Queue.add p50', value: i.bare.p50 } },
     { name: 'intake p99', value: i.gateway.p99, unit: 'ms', baseline: { name: 'bare Queue.add p99', value: i.bare.p99 }, goal: '< 25 ms', met: i.gateway.p99 < 25 },
   );
@@ -86,7 +94,7 @@ if (only.has('flow')) {
       { name: `inv end to end with ${g.waiting.toLocaleString('en')} cases waiting`, value: g.endToEndPerSecond, unit: 'cases/s', ...(first ? { baseline: { name: `with ${first.waiting.toLocaleString('en')} waiting`, value: first.endToEndPerSecond }, ratio: g.endToEndPerSecond / first.endToEndPerSecond } : {}) },
       { name: `Redis memory per waiting case (${g.waiting.toLocaleString('en')} waiting)`, value: g.redisBytesPerWaitingCase / 1024, unit: 'KiB' },
     );
-  if (i) say(`intake: ${Math.round(i.gateway.perSecond)}/s (p50 ${i.gateway.p50} ms, p99 ${i.gateway.p99} ms) vs bare Queue.add ${Math.round(i.bare.perSecond)}/s (${i.ratio.toFixed(2)}×); HTTP floor ${Math.round(i.httpFloor.perSecond)}/s (${i.ofHttpFloor.toFixed(2)}×)`);
+  if (i) say(`intake: ${Math.round(i.gateway.perSecond)}/s (p50 ${i.gateway.p50} ms, p99 ${i.gateway.p99} ms) vs bare Queue.add ${Math.round(i.bare.perSecond)}/s (${i.ratio.toFixed(2)}×); HTTP floor ${Math.round(i.httpFloor.perSecond)}/s (${i.ofHttpFloor.toFixed(2)}×); CPU per case ${i.cpu.apiMicrosPerCase.toFixed(0)} µs vs ${i.cpu.bareMicrosPerJob.toFixed(0)} µs per bare job, Redis ${i.cpu.redisMicrosPerCase.toFixed(0)} vs ${i.cpu.redisMicrosPerBareJob.toFixed(0)} µs`);
   if (f.endToEnd) say(`end to end: ${Math.round(f.endToEnd.gateway.perSecond)} cases/s vs no-op worker ${Math.round(f.endToEnd.noop.perSecond)} jobs/s (${f.endToEnd.ratio.toFixed(2)}×)`);
 }
 
