@@ -187,6 +187,8 @@ export const configSchema: JsonSchema = {
         /** Handlers are idempotent, so a job may be taken back from crashed workers several times. */
         maxStalledCount: { type: 'integer', minimum: 1, default: 10 },
         shutdownDeadlineMs: { type: 'integer', minimum: 100, default: 20_000 },
+        /** A worker with jobs waiting, free slots and no sign of life for this long is recreated (queue/watchdog.ts). */
+        stuckAfterMs: { type: 'integer', minimum: 1000, default: 60_000 },
       },
     },
     reconciler: {
@@ -273,7 +275,7 @@ export interface GatewayConfig {
     eventConcurrency: number;
   };
   identifiers: { usccExceptions: string[] };
-  worker: { lockDurationMs: number; stalledIntervalMs: number; maxStalledCount: number; shutdownDeadlineMs: number };
+  worker: { lockDurationMs: number; stalledIntervalMs: number; maxStalledCount: number; shutdownDeadlineMs: number; stuckAfterMs: number };
   reconciler: { intervalMs: number; enqueueGraceMs: number };
   mappings: { seedsDir: string; reloadIntervalMs: number };
   departments: {

@@ -51,6 +51,12 @@ export class Metrics {
     labelNames: ['queue'] as const,
     registers: [this.registry],
   });
+  readonly workerRecreations = new Counter({
+    name: 'gateway_worker_recreations_total',
+    help: 'Workers of this process found to have stopped consuming and recreated, by queue',
+    labelNames: ['queue'] as const,
+    registers: [this.registry],
+  });
 
   constructor(
     queues: () => { name: string; queue: Queue }[] = () => [],

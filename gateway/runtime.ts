@@ -23,6 +23,7 @@ import { clusterTarget, createCommandClient, describeTarget, type RedisClient, t
 import { Reconciler } from '../queue/reconciler.js';
 import { OutboxDispatcher, OUTBOX_DEFAULTS } from '../queue/outbox.js';
 import { WorkerPool, type DeptWorkerSettings } from '../queue/workers.js';
+import { WATCHDOG_DEFAULTS } from '../queue/watchdog.js';
 import { buildApp } from './app.js';
 import type { GatewayConfig } from './config.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
@@ -145,6 +146,8 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       log,
       materials: { archiveToken: cfg.platform.archiveToken, downloadTimeoutMs: cfg.platform.archiveTimeoutMs },
       stall: { lockDurationMs: cfg.worker.lockDurationMs, stalledIntervalMs: cfg.worker.stalledIntervalMs, maxStalledCount: cfg.worker.maxStalledCount },
+      queues,
+      watchdog: { ...WATCHDOG_DEFAULTS, stuckAfterMs: cfg.worker.stuckAfterMs, checkIntervalMs: Math.max(100, Math.min(WATCHDOG_DEFAULTS.checkIntervalMs, cfg.worker.stuckAfterMs / 4)) },
       delivery: {
         ledger,
         queues,

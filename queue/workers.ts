@@ -1,6 +1,7 @@
 /**
  * The workers of this process: one per enabled department (its own concurrency and rate limit)
- * and one for platform events, each with its own blocking connection (maxRetriesPerRequest: null).
+ * and one for platform events, each with its own blocking connection (maxRetriesPerRequest: null),
+ * each watched by the ConsumerWatchdog, which recreates a worker that stopped consuming.
  */
 import { Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
@@ -9,7 +10,8 @@ import { handleCheck, handleSubmit, type DeliveryDeps } from './delivery.js';
 import { handlePushMaterial, type MaterialDeps, type PushJob } from './materials.js';
 import { createEventSender, handleNotify, type NotifyDeps } from './notify.js';
 import { workerConnection, type RedisTarget } from './redis-client.js';
-import { deptQueueName, jitterBackoff, NOTIFY_QUEUE, queuePrefix, type CheckJob, type NotifyJob, type SubmitJob } from './queues.js';
+import { deptQueueName, jitterBackoff, NOTIFY_QUEUE, queuePrefix, type CheckJob, type NotifyJob, type Queues, type SubmitJob } from './queues.js';
+import { ConsumerWatchdog, WATCHDOG_DEFAULTS, type WatchdogSettings, type WatchedConsumer } from './watchdog.js';
 
 export interface DeptWorkerSettings {
   concurrency: number;
@@ -26,6 +28,9 @@ export interface WorkerPoolOptions {
   log: Logger;
   stall: { lockDurationMs: number; stalledIntervalMs: number; maxStalledCount: number };
   materials: MaterialDeps;
+  /** The queues on the command connection: the watchdog reads their counts without the workers' connections. */
+  queues: Queues;
+  watchdog?: WatchdogSettings;
 }
 
 // Finished jobs are kept a while so a re-add of the same id is a no-op; the ledger guards beyond that.
@@ -33,53 +38,69 @@ const KEEP_COMPLETED = { age: 7 * 24 * 3600, count: 100_000 };
 const KEEP_FAILED = { age: 30 * 24 * 3600 };
 
 export class WorkerPool {
-  private workers: Worker[] = [];
-  private connections: Array<() => Promise<void>> = [];
+  private watchdog: ConsumerWatchdog | null = null;
 
   constructor(private readonly o: WorkerPoolOptions) {}
 
   start(): void {
     // BullMQ's own option names; a spread of our `…Ms` names would be silently ignored.
     const stall = { lockDuration: this.o.stall.lockDurationMs, stalledInterval: this.o.stall.stalledIntervalMs, maxStalledCount: this.o.stall.maxStalledCount };
-    const connect = () => {
-      const c = workerConnection(this.o.redis);
-      this.connections.push(c.close);
-      return c.connection;
-    };
+    const consumers: WatchedConsumer[] = [];
     for (const [dept, s] of this.o.departments) {
       const name = deptQueueName(dept);
-      const worker: Worker = new Worker(
+      consumers.push({
         name,
-        async (job: Job, token?: string) => {
-          if (job.name === 'submit') return handleSubmit(job as Job<SubmitJob>, worker, this.o.delivery);
-          if (job.name === 'check') return handleCheck(job as Job<CheckJob>, token, this.o.delivery);
-          if (job.name === 'push-material') return handlePushMaterial(job as Job<PushJob>, worker, { ...this.o.delivery, ...this.o.materials });
-          throw new Error(`unknown job ${job.name}`);
+        concurrency: s.concurrency,
+        limiterMax: s.rateLimit.max,
+        queue: this.o.queues.dept(dept),
+        build: () => {
+          const c = workerConnection(this.o.redis);
+          const worker: Worker = new Worker(
+            name,
+            async (job: Job, token?: string) => {
+              if (job.name === 'submit') return handleSubmit(job as Job<SubmitJob>, worker, this.o.delivery);
+              if (job.name === 'check') return handleCheck(job as Job<CheckJob>, token, this.o.delivery);
+              if (job.name === 'push-material') return handlePushMaterial(job as Job<PushJob>, worker, { ...this.o.delivery, ...this.o.materials });
+              throw new Error(`unknown job ${job.name}`);
+            },
+            {
+              connection: c.connection,
+              prefix: queuePrefix(this.o.ns, name),
+              concurrency: s.concurrency,
+              ...stall,
+              limiter: { max: s.rateLimit.max, duration: s.rateLimit.durationMs },
+              settings: { backoffStrategy: jitterBackoff(s.maxDelayMs) },
+              removeOnComplete: KEEP_COMPLETED,
+              removeOnFail: KEEP_FAILED,
+            },
+          );
+          this.watch(worker, dept);
+          return { worker, closeConnection: c.close };
         },
-        {
-          connection: connect(),
-          prefix: queuePrefix(this.o.ns, name),
-          concurrency: s.concurrency,
-          ...stall,
-          limiter: { max: s.rateLimit.max, duration: s.rateLimit.durationMs },
-          settings: { backoffStrategy: jitterBackoff(s.maxDelayMs) },
-          removeOnComplete: KEEP_COMPLETED,
-          removeOnFail: KEEP_FAILED,
-        },
-      );
-      this.watch(worker, dept);
+      });
     }
     const send = createEventSender(this.o.notify.timeoutMs);
-    const notify = new Worker(NOTIFY_QUEUE, (job: Job, token?: string) => handleNotify(job as Job<NotifyJob>, token, this.o.notify, send), {
-      connection: connect(),
-      prefix: queuePrefix(this.o.ns, NOTIFY_QUEUE),
+    consumers.push({
+      name: NOTIFY_QUEUE,
       concurrency: this.o.notify.concurrency,
-      ...stall,
-      settings: { backoffStrategy: jitterBackoff(this.o.notify.maxDelayMs) },
-      removeOnComplete: KEEP_COMPLETED,
-      removeOnFail: KEEP_FAILED,
+      queue: this.o.queues.notify,
+      build: () => {
+        const c = workerConnection(this.o.redis);
+        const worker = new Worker(NOTIFY_QUEUE, (job: Job, token?: string) => handleNotify(job as Job<NotifyJob>, token, this.o.notify, send), {
+          connection: c.connection,
+          prefix: queuePrefix(this.o.ns, NOTIFY_QUEUE),
+          concurrency: this.o.notify.concurrency,
+          ...stall,
+          settings: { backoffStrategy: jitterBackoff(this.o.notify.maxDelayMs) },
+          removeOnComplete: KEEP_COMPLETED,
+          removeOnFail: KEEP_FAILED,
+        });
+        this.watch(worker, 'platform');
+        return { worker, closeConnection: c.close };
+      },
     });
-    this.watch(notify, 'platform');
+    this.watchdog = new ConsumerWatchdog(consumers, this.o.watchdog ?? WATCHDOG_DEFAULTS, this.o.log.child({ part: 'watchdog' }), (queue) => this.o.delivery.metrics?.workerRecreations.inc({ queue }));
+    this.watchdog.start();
   }
 
   private watch(w: Worker, target: string) {
@@ -91,26 +112,16 @@ export class WorkerPool {
       this.o.log[final ? 'error' : 'debug']({ target, jobId: job.id, attemptsMade: job.attemptsMade, err: err.message }, final ? 'job failed for good' : 'job will be retried');
     });
     w.on('error', (err) => this.o.log.error({ target, err: err.message }, 'worker error'));
-    this.workers.push(w);
   }
 
+  /** Every worker running and, as far as the watchdog can tell, consuming. */
   running(): boolean {
-    return this.workers.length > 0 && this.workers.every((w) => w.isRunning());
+    return this.watchdog?.healthy() ?? false;
   }
 
   /** Closes every worker, letting running jobs finish, within `deadlineMs` (close has no deadline of its own). */
   async close(deadlineMs = 10_000): Promise<void> {
-    const all = Promise.all(this.workers.map((w) => w.close()));
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), deadlineMs)));
-    const res = await Promise.race([all.then(() => 'ok' as const), late]);
-    clearTimeout(timer);
-    if (res === 'late') {
-      this.o.log.warn({ deadlineMs }, 'workers did not close in time; forcing (their jobs will be picked up again)');
-      await Promise.all(this.workers.map((w) => w.close(true).catch(() => undefined)));
-    }
-    this.workers = [];
-    await Promise.all(this.connections.map((close) => close()));
-    this.connections = [];
+    await this.watchdog?.close(deadlineMs);
+    this.watchdog = null;
   }
 }
