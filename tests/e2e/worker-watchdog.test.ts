@@ -81,7 +81,7 @@ describe('worker watchdog', () => {
   });
 
   /** A queue, and a consumer of it whose worker reaches Redis through the proxy. */
-  function consumer(name: string, processor: (data: { n: number }) => Promise<void>, concurrency = 2) {
+  function consumer(name: string, processor: (data: { n: number }) => Promise<void>, concurrency = 2, limiter?: { max: number; duration: number }) {
     const prefix = `{wd-${name}}`;
     const queue = new Queue(name, { connection: producer as never, prefix });
     queues.push(queue);
@@ -89,12 +89,14 @@ describe('worker watchdog', () => {
     const c: WatchedConsumer = {
       name,
       concurrency,
+      limiterMax: limiter?.max,
       queue,
       build: () => {
         const worker = new Worker(name, async (job) => processor(job.data as { n: number }), {
           connection: { host: '127.0.0.1', port: proxy.port, maxRetriesPerRequest: null },
           prefix,
           concurrency,
+          ...(limiter ? { limiter } : {}),
         });
         worker.on('error', () => undefined);
         built.push(worker);
@@ -138,14 +140,16 @@ describe('worker watchdog', () => {
     await until(() => dog.healthy(), 5000, 'healthy again');
   });
 
-  it('leaves alone an idle worker, a busy one and the worker of a paused queue', async () => {
+  it('leaves alone an idle worker, a busy one, the worker of a paused queue and one held back by its rate limit', async () => {
     const idle = consumer('idle', async () => undefined);
+    // one job per 4 s: after the first, the rest wait on the limiter, longer than stuckAfterMs.
+    const limited = consumer('limited', async () => undefined, 2, { max: 1, duration: 4000 });
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const busy = consumer('busy', async () => gate, 1);
     const paused = consumer('paused', async () => undefined);
     const recreated: string[] = [];
-    const dog = new ConsumerWatchdog([idle.c, busy.c, paused.c], { checkIntervalMs: 100, stuckAfterMs: 300, closeDeadlineMs: 1000 }, log, (name) => recreated.push(name));
+    const dog = new ConsumerWatchdog([idle.c, busy.c, paused.c, limited.c], { checkIntervalMs: 100, stuckAfterMs: 300, closeDeadlineMs: 1000 }, log, (name) => recreated.push(name));
     open.push(dog);
     dog.start();
 
@@ -156,9 +160,13 @@ describe('worker watchdog', () => {
     // paused: paused by ops, with jobs waiting.
     await paused.queue.pause();
     await paused.queue.add('j', { n: 1 });
+    // limited: the first job spends the limit; the other two wait for it.
+    await limited.queue.addBulk([1, 2, 3].map((n) => ({ name: 'j', data: { n } })));
+    await until(async () => (await limited.queue.getJobCounts('completed')).completed === 1, 5000, 'the first limited job');
 
     await new Promise((r) => setTimeout(r, 1500)); // five times stuckAfterMs
-    for (const q of [idle, busy, paused]) expect(q.built).toHaveLength(1);
+    expect((await limited.queue.getJobCounts('wait')).wait).toBe(2); // still held back, and waiting
+    for (const q of [idle, busy, paused, limited]) expect(q.built).toHaveLength(1);
     expect(recreated).toEqual([]);
     expect(dog.healthy()).toBe(true);
 
