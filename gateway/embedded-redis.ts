@@ -4,9 +4,10 @@
  * Tests use the same launcher on a free port with a throw-away directory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 
 export interface EmbeddedRedis {
@@ -40,11 +41,42 @@ export interface EmbeddedOptions {
   appendfsync?: 'always' | 'everysec' | 'no';
   /** More redis-server settings (tests start Cluster nodes with them). */
   extraArgs?: string[];
+  /** Required of every client (`requirepass`): the product's server holds personal data on a shared host. */
+  password?: string;
+}
+
+/** The password file of an embedded server's data folder: readable by this user only. */
+export const PASSWORD_FILE = 'redis.password';
+
+/**
+ * The embedded server's password: made once, kept in the data folder (mode 600) so it lasts across
+ * restarts and an operator with access to the folder can connect (`redis-cli -a "$(cat …)"`).
+ */
+export function embeddedPassword(dir: string): string {
+  const file = join(resolve(dir), PASSWORD_FILE);
+  mkdirSync(resolve(dir), { recursive: true, mode: 0o700 });
+  try {
+    const kept = readFileSync(file, 'utf8').trim(); // an operator may have put their own there
+    if (kept) return kept;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const made = randomBytes(24).toString('base64url');
+  writeFileSync(file, `${made}\n`, { mode: 0o600 });
+  return made;
 }
 
 export async function startEmbeddedRedis(opts: EmbeddedOptions): Promise<EmbeddedRedis> {
+  if (opts.password !== undefined && !/^[\x21-\x7e]{8,512}$/.test(opts.password))
+    throw new Error('the embedded redis-server password must be 8 to 512 printable ASCII characters, no spaces');
   const dir = resolve(opts.dir);
-  mkdirSync(dir, { recursive: true });
+  // The AOF holds cases, personal data: the folder is this user's alone.
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    chmodSync(dir, 0o700);
+  } catch {
+    // a folder owned by someone else stays as its owner set it
+  }
   const port = opts.port ?? (await freePort());
   const args = [
     '--bind', '127.0.0.1',
@@ -59,7 +91,13 @@ export async function startEmbeddedRedis(opts: EmbeddedOptions): Promise<Embedde
     '--logfile', 'redis.log',
     ...(opts.extraArgs ?? []),
   ];
-  const child = spawn(opts.binary ?? 'redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // The password goes in as configuration read from stdin (`redis-server -`), never as an argument
+  // that every user of the host can read in the process list.
+  const child = spawn(opts.binary ?? 'redis-server', opts.password === undefined ? args : ['-', ...args], { stdio: [opts.password === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'] });
+  if (opts.password !== undefined) {
+    child.stdin!.on('error', () => undefined); // a server that failed to start is reported below
+    child.stdin!.end(`requirepass ${JSON.stringify(opts.password)}\n`);
+  }
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const spawnError = new Promise<never>((_, rej) => {
@@ -67,7 +105,7 @@ export async function startEmbeddedRedis(opts: EmbeddedOptions): Promise<Embedde
     child.once('exit', (code) => rej(new Error(`redis-server exited with ${code}: ${stderr.trim()} (see ${dir}/redis.log)`)));
   });
   spawnError.catch(() => undefined);
-  const url = `redis://127.0.0.1:${port}`;
+  const url = opts.password === undefined ? `redis://127.0.0.1:${port}` : `redis://:${encodeURIComponent(opts.password)}@127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
     const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
@@ -87,7 +125,7 @@ export async function startEmbeddedRedis(opts: EmbeddedOptions): Promise<Embedde
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`redis-server did not answer on ${url} within 20 s`);
+      throw new Error(`redis-server did not answer on 127.0.0.1:${port} within 20 s`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -2,7 +2,7 @@
  * Wires one gateway process: Redis (given, or the embedded child), the ledger, mappings, tokens,
  * queues, connectors; then the API and/or the workers, by role.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
@@ -26,7 +26,7 @@ import { WorkerPool, type DeptWorkerSettings } from '../queue/workers.js';
 import { WATCHDOG_DEFAULTS } from '../queue/watchdog.js';
 import { buildApp } from './app.js';
 import type { GatewayConfig } from './config.js';
-import { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
+import { embeddedPassword, PASSWORD_FILE, startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
 import { TokenStore } from './tokens.js';
 
 export interface Gateway {
@@ -97,9 +97,13 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
   } else if (cfg.redis.url) {
     target = { kind: 'single', url: cfg.redis.url };
   } else {
-    embedded = await startEmbeddedRedis({ dir: resolve(cfg.redis.embeddedDir), binary: cfg.redis.embeddedBinary });
+    const dir = resolve(cfg.redis.embeddedDir);
+    embedded = await startEmbeddedRedis({ dir, binary: cfg.redis.embeddedBinary, password: embeddedPassword(dir) });
     target = { kind: 'single', url: embedded.url };
-    log.warn({ redisUrl: embedded.url, dir: embedded.dir }, 'no REDIS_URL: started an embedded redis-server (AOF, appendfsync always); fine for one server, set REDIS_URL in production');
+    log.warn(
+      { redis: describeTarget(target), dir: embedded.dir, passwordFile: join(dir, PASSWORD_FILE) },
+      'no REDIS_URL: started an embedded redis-server (AOF, appendfsync always, password required); fine for one server, set REDIS_URL beyond that',
+    );
   }
   const redisTarget = describeTarget(target);
   // Fails fast while Redis is away, so the API answers 503 at once instead of hanging.

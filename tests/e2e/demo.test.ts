@@ -4,7 +4,7 @@
  * statuses, and stops the redis-server when it exits.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,4 +70,8 @@ it('runs the sample cases to their final statuses on an embedded redis-server, t
   expect(await portOpen(Number(redisUrl![1]))).toBe(false);
   const files = readdirSync(join(dataDir, 'redis'), { recursive: true }).map(String);
   expect(files.some((f) => f.includes('appendonly'))).toBe(true);
+  // The server asked for a password, kept beside its data and never printed.
+  const password = readFileSync(join(dataDir, 'redis', 'redis.password'), 'utf8').trim();
+  expect(password.length).toBeGreaterThanOrEqual(32);
+  expect(out).not.toContain(password);
 });
