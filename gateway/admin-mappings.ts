@@ -166,7 +166,7 @@ function mappingRoutes(app: FastifyInstance, d: MappingRoutesDeps): void {
     return reply.status(204).send();
   });
 
-  app.post<{ Params: { itemCode: string }; Querystring: { version?: string } }>('/admin/v1/mappings/:itemCode/preview', { preHandler: previewers }, async (req) => {
+  app.post<{ Params: { itemCode: string }; Querystring: { version?: string } }>('/admin/v1/mappings/:itemCode/preview', { preHandler: previewers, config: { writesNothing: true } }, async (req) => {
     const itemCode = itemParam(req.params.itemCode);
     const head = await d.mappings.head(itemCode);
     const n = req.query.version !== undefined ? Number(req.query.version) : head?.current;

@@ -20,6 +20,7 @@ import { registerDashboard } from './dashboard.js';
 import { isEnvelope } from '../certs/verify.js';
 import { supplementCase, withdrawCase } from './case-actions.js';
 import { audit, isRole, type Principal, type Role, type TokenStore } from './tokens.js';
+import type { ReplicaBarrier } from '../queue/durability.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -28,6 +29,12 @@ declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
     rawBody?: Buffer;
+    /** The request's writes were confirmed by the replicas already (the handler waited itself). */
+    replicated?: boolean;
+  }
+  interface FastifyContextConfig {
+    /** A POST that only computes (verification, preview): nothing for the replicas to confirm. */
+    writesNothing?: boolean;
   }
 }
 
@@ -52,6 +59,8 @@ export interface AppDeps {
   clientRatePerSecond?: number;
   /** Extra readiness checks (e.g. this process's workers). */
   readiness?: () => Record<string, boolean>;
+  /** When set and enabled: no write is acknowledged before the replicas confirm it (redis.waitReplicas). */
+  replicas?: ReplicaBarrier;
 }
 
 /** Bodies declared over the limit but under this are drained before the 413 (see the onRequest hook). */
@@ -117,6 +126,23 @@ export function buildApp(d: AppDeps): FastifyInstance {
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, new GatewayError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
   // Security headers on every answer: nothing here is for a browser to sniff, frame or cache.
+  // A change is acknowledged only once the replicas hold it, when the installation asks for that:
+  // every 2xx answer to a POST, PUT or DELETE waits for them (the callbacks wait in their handler).
+  const replicas = d.replicas?.enabled ? d.replicas : null;
+  if (replicas)
+    app.addHook('onSend', async (req, reply, payload) => {
+      if (req.replicated || req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS' || reply.statusCode >= 300 || req.routeOptions.config?.writesNothing) return payload;
+      try {
+        await replicas.wait();
+        return payload;
+      } catch (e) {
+        const err = e instanceof GatewayError ? e : new GatewayError('SERVICE_UNAVAILABLE', 'the gateway store is unavailable; retry later');
+        if (!(e instanceof GatewayError)) d.log.error({ err: (e as Error).message, url: req.routeOptions.url }, 'Redis unavailable while waiting for replicas');
+        else d.log.warn({ url: req.routeOptions.url, err: err.message }, 'write not confirmed by the replicas in time; answered 503');
+        reply.code(err.status).header('Retry-After', '1').type('application/json; charset=utf-8');
+        return JSON.stringify(err.toBody());
+      }
+    });
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('X-Content-Type-Options', 'nosniff');
     reply.header('X-Frame-Options', 'DENY');
@@ -224,7 +250,7 @@ export function buildApp(d: AppDeps): FastifyInstance {
   app.get('/metrics', { preHandler: guard((r) => r === 'ops') }, async (_req, reply) => reply.type(d.metrics.registry.contentType).send(await d.metrics.registry.metrics()));
 
   // ---- licences
-  app.post('/v1/licences/verify', { preHandler: platformOnly }, async (req) => {
+  app.post('/v1/licences/verify', { preHandler: platformOnly, config: { writesNothing: true } }, async (req) => {
     if (!isEnvelope(req.body)) throw new GatewayError('VALIDATION_FAILED', 'not an e-licence envelope (e-licence.md)', [{ path: '', code: 'NOT_AN_ENVELOPE', message: 'holder, issuer, file and signature objects are required' }]);
     return d.licences.verify(req.body);
   });
@@ -319,6 +345,10 @@ export function buildApp(d: AppDeps): FastifyInstance {
           // Recorded durably (AOF always) before the department hears 2xx.
           await applyDepartmentEvent({ ledger: d.ledger, queues: d.queues, log: d.log, mappings: d.mappings, licences: d.licences }, ref.caseNo, ref.department, ev.event);
         }
+        // Confirmed by the replicas, when asked for, before the 2xx: within the try, so a department
+        // told 503 may send the same request (nonce) again.
+        if (replicas) await replicas.wait();
+        req.replicated = true;
       } catch (e) {
         // Not recorded: the department will send it again, perhaps with the same nonce.
         if (replayKey) await d.redis.del(replayKey).catch(() => undefined);

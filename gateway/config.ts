@@ -142,6 +142,9 @@ export const configSchema: JsonSchema = {
           },
         },
         namespace: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,15}$', default: 'gw' },
+        /** Replicas that must hold a change before it is acknowledged (Redis WAIT); 0: the primary's AOF is trusted. */
+        waitReplicas: { type: 'integer', minimum: 0, maximum: 16, default: 0, description: 'replicas that must confirm a write before it is acknowledged (WAIT); 0 = off' },
+        waitTimeoutMs: { type: 'integer', minimum: 10, maximum: 60_000, default: 1000, description: 'how long to wait for them before answering 503' },
         embeddedDir: { type: 'string', default: 'var/redis' },
         embeddedBinary: { type: 'string', default: 'redis-server' },
       },
@@ -263,7 +266,7 @@ export interface GatewayConfig {
   certs: { anchorsDir: string; reloadIntervalMs: number };
   role: 'api' | 'worker' | 'all';
   server: { host: string; port: number; bodyLimitBytes: number; publicUrl: string; clientRatePerSecond: number; tls: { certFile?: string; keyFile?: string; caFile?: string; requireClientCert: boolean } };
-  redis: { url?: string; cluster: { nodes: string[]; username?: string; password?: string; tls: boolean }; namespace: string; embeddedDir: string; embeddedBinary: string };
+  redis: { url?: string; cluster: { nodes: string[]; username?: string; password?: string; tls: boolean }; namespace: string; waitReplicas: number; waitTimeoutMs: number; embeddedDir: string; embeddedBinary: string };
   log: { level: string };
   platform: {
     defaultCallbackUrl: string;
@@ -438,6 +441,8 @@ export function loadConfig(opts: LoadOptions = {}): GatewayConfig {
   if (faults.length) throw new ConfigError(faults);
   const cfg = raw as unknown as GatewayConfig;
 
+  if (cfg.redis.waitReplicas > 0 && !cfg.redis.url && !cfg.redis.cluster.nodes.length)
+    faults.push({ path: 'redis.waitReplicas', code: 'CONFLICT', message: 'the embedded redis-server has no replicas: set redis.url or redis.cluster.nodes, or leave waitReplicas at 0' });
   if (cfg.redis.url && cfg.redis.cluster.nodes.length)
     faults.push({ path: 'redis.cluster.nodes', code: 'CONFLICT', message: 'set either redis.url (one Redis) or redis.cluster.nodes (a Redis Cluster), not both' });
 

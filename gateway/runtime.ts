@@ -24,6 +24,7 @@ import { Reconciler } from '../queue/reconciler.js';
 import { OutboxDispatcher, OUTBOX_DEFAULTS } from '../queue/outbox.js';
 import { WorkerPool, type DeptWorkerSettings } from '../queue/workers.js';
 import { WATCHDOG_DEFAULTS } from '../queue/watchdog.js';
+import { ReplicaBarrier } from '../queue/durability.js';
 import { buildApp } from './app.js';
 import type { GatewayConfig } from './config.js';
 import { embeddedPassword, PASSWORD_FILE, startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
@@ -203,6 +204,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       log,
       bodyLimitBytes: cfg.server.bodyLimitBytes,
       clientRatePerSecond: cfg.server.clientRatePerSecond,
+      replicas: new ReplicaBarrier(redis, ns, { replicas: cfg.redis.waitReplicas, timeoutMs: cfg.redis.waitTimeoutMs }),
       https: cfg.server.tls.certFile
         ? {
             key: readFileSync(cfg.server.tls.keyFile!),

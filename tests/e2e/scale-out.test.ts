@@ -127,4 +127,22 @@ it('the same on a three-node Redis Cluster; the ops view works across its nodes'
   const metrics = await fetch(`${bases[0]}/metrics`, { headers: { authorization: `Bearer ${opsToken}` } });
   expect(metrics.status).toBe(200);
   expect(await metrics.text()).toMatch(/gateway_intake_total/);
+
+  // redis.waitReplicas on a Cluster: the WAIT goes to the shard of the `{province}` slot, where the
+  // ledger's writes went (these masters have no replicas, so it confirms none).
+  const { Redis, Cluster } = await import('ioredis');
+  const direct = cluster.nodes.map((n) => new Redis(n.url));
+  const client = new Cluster(cluster.seeds.split(',').map((s) => ({ host: s.split(':')[0]!, port: Number(s.split(':')[1]) })));
+  try {
+    const waits = () => Promise.all(direct.map(async (c) => Number(/cmdstat_wait:calls=(\d+)/.exec(await c.info('commandstats'))?.[1] ?? 0)));
+    const holdsLedger = await Promise.all(direct.map(async (c) => ((await c.keys('{province}:case:*')) as string[]).length > 0));
+    const before = await waits();
+    const { ReplicaBarrier } = await import('../../queue/durability.js');
+    await expect(new ReplicaBarrier(client, 'province', { replicas: 1, timeoutMs: 50 }).wait()).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE', details: [{ code: 'NOT_REPLICATED' }] });
+    const after = await waits();
+    expect(after.map((n, i) => n - before[i]!)).toEqual(holdsLedger.map((h) => (h ? 1 : 0)));
+  } finally {
+    direct.forEach((c) => c.disconnect());
+    client.disconnect();
+  }
 }, 300_000);

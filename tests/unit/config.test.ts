@@ -40,9 +40,10 @@ describe('configuration', () => {
   });
 
   it('every setting in the table can be set by its environment variable', () => {
-    // Each leaf gets a value its schema accepts; the loaded config must carry it.
+    // Each leaf gets a value its schema accepts; the loaded config must carry it. (A Redis of its
+    // own, since redis.waitReplicas means nothing on the embedded one.)
     for (const s of settingsTable().filter((x) => typeof x.default === 'number')) {
-      const cfg = loadConfig({ env: { ...SECRETS, [s.env]: String((s.default as number) + 1) } });
+      const cfg = loadConfig({ env: { ...SECRETS, REDIS_URL: 'redis://10.0.0.1:6379', [s.env]: String((s.default as number) + 1) } });
       const got = s.path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], cfg);
       expect(got, s.env).toBe((s.default as number) + 1);
     }
@@ -87,6 +88,12 @@ describe('configuration', () => {
 
   it('takes REDIS_URL as redis.url', () => {
     expect(loadConfig({ env: { ...SECRETS, REDIS_URL: 'redis://10.0.0.1:6380/2' } }).redis.url).toBe('redis://10.0.0.1:6380/2');
+  });
+
+  it('takes redis.waitReplicas only with a Redis of its own: the embedded server has no replicas', () => {
+    expect(loadConfig({ env: { ...SECRETS, REDIS_URL: 'redis://10.0.0.1:6379', GATEWAY_REDIS_WAIT_REPLICAS: '1' } }).redis).toMatchObject({ waitReplicas: 1, waitTimeoutMs: 1000 });
+    expect(loadConfig({ env: SECRETS }).redis.waitReplicas).toBe(0);
+    expect(faultsOf(() => loadConfig({ env: { ...SECRETS, GATEWAY_REDIS_WAIT_REPLICAS: '1' } }))).toEqual([{ path: 'redis.waitReplicas', code: 'CONFLICT' }]);
   });
 
   it('takes REDIS_CLUSTER_NODES as the Cluster seeds; refuses bad nodes and a Cluster together with a url', () => {
