@@ -7,66 +7,26 @@
  * (they stay open and carry nothing) while new ones pass: what a worker sees when its connection
  * dies without a reset. The producers talk to Redis directly.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConsumerWatchdog, type WatchedConsumer } from '../../queue/watchdog.js';
 import { startTestRedis } from '../helpers/redis.js';
-
-class FreezingProxy {
-  private server!: Server;
-  private pairs: Array<[Socket, Socket]> = [];
-  port = 0;
-
-  constructor(private readonly targetPort: number) {}
-
-  async listen(): Promise<void> {
-    this.server = createServer((client) => {
-      const upstream = connect(this.targetPort, '127.0.0.1');
-      client.pipe(upstream);
-      upstream.pipe(client);
-      const drop = () => (client.destroy(), upstream.destroy());
-      client.on('error', drop).on('close', drop);
-      upstream.on('error', drop).on('close', drop);
-      this.pairs.push([client, upstream]);
-    });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  /** Connections open now stop carrying bytes either way, and stay open. New ones pass. */
-  freeze(): number {
-    const live = this.pairs.filter(([c]) => !c.destroyed);
-    for (const [c, u] of live) {
-      c.unpipe(u);
-      u.unpipe(c);
-      c.pause();
-      u.pause();
-    }
-    this.pairs = [];
-    return live.length;
-  }
-
-  async close(): Promise<void> {
-    for (const [c, u] of this.pairs) (c.destroy(), u.destroy());
-    this.server.close();
-  }
-}
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const log = pino({ level: 'silent' });
 
 describe('worker watchdog', () => {
   let redis: Awaited<ReturnType<typeof startTestRedis>>;
-  let proxy: FreezingProxy;
+  let proxy: TcpProxy;
   let producer: Redis;
   const open: Array<{ close(d: number): Promise<void> }> = [];
   const queues: Queue[] = [];
 
   beforeAll(async () => {
     redis = await startTestRedis();
-    proxy = new FreezingProxy(redis.port);
+    proxy = new TcpProxy(redis.port);
     await proxy.listen();
     producer = new Redis(redis.url, { maxRetriesPerRequest: 1 });
   });
