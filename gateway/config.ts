@@ -141,6 +141,19 @@ export const configSchema: JsonSchema = {
             tls: { type: 'boolean', default: false, description: 'TLS to the Cluster nodes' },
           },
         },
+        sentinel: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            /** Sentinels watching the primary; when set, the gateway asks them where the primary is. */
+            nodes: { type: 'array', items: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' }, default: [], description: 'Redis Sentinel nodes, host:port,…; REDIS_SENTINELS is read too' },
+            masterName: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'mymaster', description: 'the name the sentinels monitor the primary under' },
+            username: { type: 'string', description: 'ACL user on the primary and replicas' },
+            password: secret('password of the primary and replicas'),
+            sentinelPassword: secret('password of the sentinels themselves, if they require one'),
+          },
+        },
         namespace: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,15}$', default: 'gw' },
         /** Replicas that must hold a change before it is acknowledged (Redis WAIT); 0: the primary's AOF is trusted. */
         waitReplicas: { type: 'integer', minimum: 0, maximum: 16, default: 0, description: 'replicas that must confirm a write before it is acknowledged (WAIT); 0 = off' },
@@ -266,7 +279,10 @@ export interface GatewayConfig {
   certs: { anchorsDir: string; reloadIntervalMs: number };
   role: 'api' | 'worker' | 'all';
   server: { host: string; port: number; bodyLimitBytes: number; publicUrl: string; clientRatePerSecond: number; tls: { certFile?: string; keyFile?: string; caFile?: string; requireClientCert: boolean } };
-  redis: { url?: string; cluster: { nodes: string[]; username?: string; password?: string; tls: boolean }; namespace: string; waitReplicas: number; waitTimeoutMs: number; embeddedDir: string; embeddedBinary: string };
+  redis: {
+    url?: string;
+    cluster: { nodes: string[]; username?: string; password?: string; tls: boolean };
+    sentinel: { nodes: string[]; masterName: string; username?: string; password?: string; sentinelPassword?: string }; namespace: string; waitReplicas: number; waitTimeoutMs: number; embeddedDir: string; embeddedBinary: string };
   log: { level: string };
   platform: {
     defaultCallbackUrl: string;
@@ -434,6 +450,7 @@ export function loadConfig(opts: LoadOptions = {}): GatewayConfig {
   }
   if (env.REDIS_URL && env.GATEWAY_REDIS_URL === undefined) setIn(raw, ['redis', 'url'], env.REDIS_URL);
   if (env.REDIS_CLUSTER_NODES && env.GATEWAY_REDIS_CLUSTER_NODES === undefined) setIn(raw, ['redis', 'cluster', 'nodes'], coerceEnv(env.REDIS_CLUSTER_NODES, { type: 'array' }));
+  if (env.REDIS_SENTINELS && env.GATEWAY_REDIS_SENTINEL_NODES === undefined) setIn(raw, ['redis', 'sentinel', 'nodes'], coerceEnv(env.REDIS_SENTINELS, { type: 'array' }));
 
   const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
   const validate = ajv.compile(configSchema);
@@ -441,10 +458,11 @@ export function loadConfig(opts: LoadOptions = {}): GatewayConfig {
   if (faults.length) throw new ConfigError(faults);
   const cfg = raw as unknown as GatewayConfig;
 
-  if (cfg.redis.waitReplicas > 0 && !cfg.redis.url && !cfg.redis.cluster.nodes.length)
-    faults.push({ path: 'redis.waitReplicas', code: 'CONFLICT', message: 'the embedded redis-server has no replicas: set redis.url or redis.cluster.nodes, or leave waitReplicas at 0' });
-  if (cfg.redis.url && cfg.redis.cluster.nodes.length)
-    faults.push({ path: 'redis.cluster.nodes', code: 'CONFLICT', message: 'set either redis.url (one Redis) or redis.cluster.nodes (a Redis Cluster), not both' });
+  const redisKinds = [cfg.redis.url && 'redis.url', cfg.redis.cluster.nodes.length && 'redis.cluster.nodes', cfg.redis.sentinel.nodes.length && 'redis.sentinel.nodes'].filter(Boolean) as string[];
+  if (cfg.redis.waitReplicas > 0 && !redisKinds.length)
+    faults.push({ path: 'redis.waitReplicas', code: 'CONFLICT', message: 'the embedded redis-server has no replicas: set redis.url, redis.cluster.nodes or redis.sentinel.nodes, or leave waitReplicas at 0' });
+  if (redisKinds.length > 1)
+    faults.push({ path: redisKinds[1]!, code: 'CONFLICT', message: `set one of redis.url (one Redis), redis.cluster.nodes (a Redis Cluster) and redis.sentinel.nodes (a primary under Sentinel), not ${redisKinds.join(' and ')}` });
 
   // Settings that only matter once a department is enabled.
   const inv = cfg.departments.inv;

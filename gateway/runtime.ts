@@ -19,7 +19,7 @@ import { InvConnector } from '../connectors/inv/index.js';
 import { MappingStore } from '../mappings/store.js';
 import { Ledger } from '../queue/ledger.js';
 import { Queues } from '../queue/queues.js';
-import { clusterTarget, createCommandClient, describeTarget, type RedisClient, type RedisTarget } from '../queue/redis-client.js';
+import { clusterTarget, createCommandClient, describeTarget, sentinelTarget, type RedisClient, type RedisTarget } from '../queue/redis-client.js';
 import { Reconciler } from '../queue/reconciler.js';
 import { OutboxDispatcher, OUTBOX_DEFAULTS } from '../queue/outbox.js';
 import { WorkerPool, type DeptWorkerSettings } from '../queue/workers.js';
@@ -93,8 +93,11 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
   let embedded: EmbeddedRedis | null = null;
   let target: RedisTarget;
   const cluster = cfg.redis.cluster;
+  const sentinel = cfg.redis.sentinel;
   if (cluster.nodes.length) {
     target = clusterTarget(cluster.nodes, cluster);
+  } else if (sentinel.nodes.length) {
+    target = sentinelTarget(sentinel.nodes, sentinel.masterName, sentinel);
   } else if (cfg.redis.url) {
     target = { kind: 'single', url: cfg.redis.url };
   } else {

@@ -44,6 +44,15 @@ export interface RetrySettings {
   baseDelayMs: number;
 }
 
+/**
+ * A Queue re-emits its connection's errors; with no listener BullMQ prints each one with
+ * console.error, past the logger. The connection's owner logs them already (gateway/runtime.ts).
+ */
+function quiet(q: Queue): Queue {
+  q.on('error', () => undefined);
+  return q;
+}
+
 export class Queues {
   private readonly depts = new Map<DepartmentId, Queue>();
   readonly notify: Queue;
@@ -55,14 +64,14 @@ export class Queues {
     private readonly retry: (d: DepartmentId) => RetrySettings,
     private readonly eventRetry: RetrySettings,
   ) {
-    this.notify = new Queue(NOTIFY_QUEUE, { connection: connection as unknown as ConnectionOptions, prefix: queuePrefix(ns, NOTIFY_QUEUE) });
+    this.notify = quiet(new Queue(NOTIFY_QUEUE, { connection: connection as unknown as ConnectionOptions, prefix: queuePrefix(ns, NOTIFY_QUEUE) }));
   }
 
   dept(d: DepartmentId): Queue {
     let q = this.depts.get(d);
     if (!q) {
       const name = deptQueueName(d);
-      q = new Queue(name, { connection: this.connection as unknown as ConnectionOptions, prefix: queuePrefix(this.ns, name) });
+      q = quiet(new Queue(name, { connection: this.connection as unknown as ConnectionOptions, prefix: queuePrefix(this.ns, name) }));
       this.depts.set(d, q);
     }
     return q;

@@ -3,7 +3,8 @@
  * never a 500): a command in flight when the server dies and one sent
  * while reconnecting. The in-flight case was once answered 500 INTERNAL.
  */
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, it, vi } from 'vitest';
+import { Queues } from '../../queue/queues.js';
 import { createCommandClient, isRedisUnavailable } from '../../queue/redis-client.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../../gateway/embedded-redis.js';
 import { startTestRedis } from '../helpers/redis.js';
@@ -44,4 +45,21 @@ it('recognises the errors of a Redis killed under a command and of one still rec
   expect(isRedisUnavailable(null)).toBe(false);
   await new Promise((r) => redis.child.exitCode !== null || redis.child.signalCode !== null ? r(null) : redis.child.once('exit', r));
   again = await startEmbeddedRedis({ dir: redis.dir, port: redis.port });
+});
+
+it("a connection error reaches the producers' queues without a console.error past the logger", async () => {
+  const client = createCommandClient({ kind: 'single', url: redis.url });
+  client.on('error', () => undefined); // as the runtime's logger does
+  await client.connect();
+  const queues = new Queues(client, 'gw-quiet', () => ({ attempts: 1, baseDelayMs: 1 }), { attempts: 1, baseDelayMs: 1 });
+  await queues.dept('inv').waitUntilReady();
+  await queues.notify.waitUntilReady();
+  const printed = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  try {
+    client.emit('error', new Error('connect ECONNREFUSED 127.0.0.1:1'));
+    expect(printed).not.toHaveBeenCalled();
+  } finally {
+    printed.mockRestore();
+    client.disconnect();
+  }
 });

@@ -30,7 +30,8 @@ export interface TestGateway extends Gateway {
   platformToken: string;
 }
 
-export async function startTestGateway(opts: { redisUrl: string; overrides?: Record<string, unknown>; ns?: string; env?: Record<string, string> }): Promise<TestGateway> {
+/** `redisUrl` null: the Redis comes from the overrides or env (Sentinel, Cluster). */
+export async function startTestGateway(opts: { redisUrl: string | null; overrides?: Record<string, unknown>; ns?: string; env?: Record<string, string> }): Promise<TestGateway> {
   const env = {
     ...opts.env,
     GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN,
@@ -39,7 +40,7 @@ export async function startTestGateway(opts: { redisUrl: string; overrides?: Rec
     GATEWAY_DEPARTMENTS_INV_WEBHOOK_SECRET: 'sim-webhook-secret',
     GATEWAY_DEPARTMENTS_TAX_APP_SECRET: 'sim-tax-secret',
     GATEWAY_DEPARTMENTS_SI_PASSWORD: 'sim-si-password',
-    REDIS_URL: opts.redisUrl,
+    ...(opts.redisUrl !== null ? { REDIS_URL: opts.redisUrl } : {}),
   };
   const cfg = loadConfig({
     env,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, envName, loadConfig, settingsTable } from '../../gateway/config.js';
 import { makeTestPki } from '../helpers/pki.js';
-import { clusterTarget, describeTarget, parseClusterNode } from '../../queue/redis-client.js';
+import { sentinelTarget, clusterTarget, describeTarget, parseClusterNode } from '../../queue/redis-client.js';
 
 const SECRETS = { GATEWAY_ADMIN_TOKEN: 'a'.repeat(40), GATEWAY_PLATFORM_EVENT_SECRET: 'e'.repeat(40) };
 
@@ -94,6 +94,17 @@ describe('configuration', () => {
     expect(loadConfig({ env: { ...SECRETS, REDIS_URL: 'redis://10.0.0.1:6379', GATEWAY_REDIS_WAIT_REPLICAS: '1' } }).redis).toMatchObject({ waitReplicas: 1, waitTimeoutMs: 1000 });
     expect(loadConfig({ env: SECRETS }).redis.waitReplicas).toBe(0);
     expect(faultsOf(() => loadConfig({ env: { ...SECRETS, GATEWAY_REDIS_WAIT_REPLICAS: '1' } }))).toEqual([{ path: 'redis.waitReplicas', code: 'CONFLICT' }]);
+  });
+
+  it('takes REDIS_SENTINELS as the Sentinel nodes, with the monitored name and passwords; one kind of Redis at a time', () => {
+    const r = loadConfig({ env: { ...SECRETS, REDIS_SENTINELS: '10.0.0.1:26379,10.0.0.2:26379', GATEWAY_REDIS_SENTINEL_MASTER_NAME: 'gw-main', GATEWAY_REDIS_SENTINEL_PASSWORD: 'p', GATEWAY_REDIS_SENTINEL_SENTINEL_PASSWORD: 's' } }).redis.sentinel;
+    expect(r).toEqual({ nodes: ['10.0.0.1:26379', '10.0.0.2:26379'], masterName: 'gw-main', password: 'p', sentinelPassword: 's' });
+    const t = sentinelTarget(r.nodes, r.masterName, r);
+    expect(t).toMatchObject({ kind: 'sentinel', name: 'gw-main', sentinels: [{ host: '10.0.0.1', port: 26379 }, { host: '10.0.0.2', port: 26379 }], redisOptions: { password: 'p', sentinelPassword: 's' } });
+    expect(describeTarget(t)).toBe('sentinel gw-main@10.0.0.1:26379,10.0.0.2:26379'); // never a password
+    expect(faultsOf(() => loadConfig({ env: { ...SECRETS, REDIS_SENTINELS: '10.0.0.1:26379', REDIS_URL: 'redis://10.0.0.1:6379' } }))).toEqual([{ path: 'redis.sentinel.nodes', code: 'CONFLICT' }]);
+    expect(faultsOf(() => loadConfig({ env: { ...SECRETS, REDIS_SENTINELS: '10.0.0.1' } }))).toEqual([{ path: 'redis.sentinel.nodes[0]', code: 'INVALID' }]);
+    expect(loadConfig({ env: { ...SECRETS, REDIS_SENTINELS: '10.0.0.1:26379', GATEWAY_REDIS_WAIT_REPLICAS: '1' } }).redis.waitReplicas).toBe(1);
   });
 
   it('takes REDIS_CLUSTER_NODES as the Cluster seeds; refuses bad nodes and a Cluster together with a url', () => {
