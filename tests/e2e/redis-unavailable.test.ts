@@ -3,6 +3,9 @@
  * never a 500): a command in flight when the server dies and one sent
  * while reconnecting. The in-flight case was once answered 500 INTERNAL.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, expect, it, vi } from 'vitest';
 import { Queues } from '../../queue/queues.js';
 import { createCommandClient, isRedisUnavailable } from '../../queue/redis-client.js';
@@ -61,5 +64,29 @@ it("a connection error reaches the producers' queues without a console.error pas
   } finally {
     printed.mockRestore();
     client.disconnect();
+  }
+});
+
+it('a write refused by a primary just demoted (READONLY) is "unavailable", and the connection looks again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-readonly-'));
+  const demoted = await startEmbeddedRedis({ dir, extraArgs: ['--replicaof', '127.0.0.1', String(redis.port)] });
+  const client = createCommandClient({ kind: 'single', url: demoted.url });
+  client.on('error', () => undefined);
+  await client.connect();
+  let reconnects = 0;
+  client.on('reconnecting', () => reconnects++);
+  try {
+    const err = await client.set('{gw}:x', '1').then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(String(err)).toMatch(/READONLY/);
+    expect(isRedisUnavailable(err)).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(reconnects).toBeGreaterThan(0);
+  } finally {
+    client.disconnect();
+    await demoted.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
