@@ -59,6 +59,8 @@ export interface AppDeps {
   clientRatePerSecond?: number;
   /** Extra readiness checks (e.g. this process's workers). */
   readiness?: () => Record<string, boolean>;
+  /** How long a request may take to arrive, headers and body (408 after that). */
+  requestTimeoutMs?: number;
   /** When set and enabled: no write is acknowledged before the replicas confirm it (redis.waitReplicas). */
   replicas?: ReplicaBarrier;
 }
@@ -70,8 +72,32 @@ export function sendError(reply: FastifyReply, e: GatewayError) {
   return reply.status(e.status).type('application/json; charset=utf-8').send(e.toBody());
 }
 
+/**
+ * What Node's HTTP parser refuses before any route sees it (a request that did not arrive in time,
+ * headers too large, bytes that are not HTTP): answered in the API's own error format, then closed.
+ */
+function clientErrorHandler(err: Error & { code?: string }, socket: import('node:stream').Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, e] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request Timeout', new GatewayError('REQUEST_TIMEOUT', 'the request did not arrive whole in time')]
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', new GatewayError('HEADERS_TOO_LARGE', 'the request headers are too large')]
+        : [400, 'Bad Request', new GatewayError('MALFORMED_HTTP', 'the request is not valid HTTP/1.1')];
+  const body = JSON.stringify(e.toBody());
+  if (socket.writable)
+    socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy();
+}
+
 export function buildApp(d: AppDeps): FastifyInstance {
-  const app = (d.https ? Fastify({ bodyLimit: d.bodyLimitBytes, trustProxy: false, return503OnClosing: true, https: d.https }) : Fastify({ bodyLimit: d.bodyLimitBytes, trustProxy: false, return503OnClosing: true })) as unknown as FastifyInstance;
+  // A request must arrive whole within requestTimeoutMs (Fastify's default is no limit): a client
+  // trickling its body cannot hold a connection for ever. Node applies the limits only when the
+  // server is made with them, and checks every connectionsCheckingInterval.
+  const requestTimeout = d.requestTimeoutMs ?? 30_000;
+  const checking = { connectionsCheckingInterval: Math.min(1000, requestTimeout), requestTimeout, headersTimeout: Math.min(60_000, requestTimeout) };
+  const common = { bodyLimit: d.bodyLimitBytes, trustProxy: false, return503OnClosing: true, requestTimeout, clientErrorHandler };
+  const app = (d.https ? Fastify({ ...common, https: { ...d.https, ...checking } }) : Fastify({ ...common, http: checking })) as unknown as FastifyInstance;
   // Every route registered, so a test can walk them all and prove each is guarded.
   const routes: { method: string; url: string }[] = [];
   app.addHook('onRoute', (r) => {

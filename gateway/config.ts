@@ -102,6 +102,8 @@ export const configSchema: JsonSchema = {
         host: { type: 'string', default: '127.0.0.1' },
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
         bodyLimitBytes: { type: 'integer', minimum: 1024, default: 1048576 },
+        /** A request (headers and body) must arrive within this; a client trickling it is answered 408 and cut off. */
+        requestTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600_000, default: 30_000 },
         /** The public base URL departments call back on (for the demo and logs). */
         publicUrl: { type: 'string', default: '' },
         /**
@@ -278,7 +280,7 @@ export interface InvConfig extends DepartmentConfigBase {
 export interface GatewayConfig {
   certs: { anchorsDir: string; reloadIntervalMs: number };
   role: 'api' | 'worker' | 'all';
-  server: { host: string; port: number; bodyLimitBytes: number; publicUrl: string; clientRatePerSecond: number; tls: { certFile?: string; keyFile?: string; caFile?: string; requireClientCert: boolean } };
+  server: { host: string; port: number; bodyLimitBytes: number; requestTimeoutMs: number; publicUrl: string; clientRatePerSecond: number; tls: { certFile?: string; keyFile?: string; caFile?: string; requireClientCert: boolean } };
   redis: {
     url?: string;
     cluster: { nodes: string[]; username?: string; password?: string; tls: boolean };

@@ -21,6 +21,10 @@ export const ErrorCodes = {
   FORBIDDEN: 403,
   BAD_SIGNATURE: 401,
   RATE_LIMITED: 429,
+  /** Refused by the HTTP layer before any route: too slow, headers too large, not HTTP. */
+  REQUEST_TIMEOUT: 408,
+  HEADERS_TOO_LARGE: 431,
+  MALFORMED_HTTP: 400,
   // gateway faults (5xx)
   SERVICE_UNAVAILABLE: 503,
   /** Our configuration, not the caller's fault: the item routes to a department not enabled here. */

@@ -2,6 +2,7 @@
  * The platform's mistakes get a 4xx with a stable code and the field path, never a 5xx, and
  * nothing is recorded for a refused case.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
@@ -14,7 +15,7 @@ let gw: TestGateway;
 beforeAll(async () => {
   redis = await startTestRedis();
   // inv enabled but pointing nowhere: nothing here may be sent anyway.
-  gw = await startTestGateway({ redisUrl: redis.url, overrides: { role: 'api', departments: { inv: { enabled: true, baseUrl: 'http://127.0.0.1:9' } } } });
+  gw = await startTestGateway({ redisUrl: redis.url, overrides: { role: 'api', server: { port: 0, requestTimeoutMs: 2000 }, departments: { inv: { enabled: true, baseUrl: 'http://127.0.0.1:9' } } } });
 });
 
 afterAll(async () => {
@@ -199,6 +200,41 @@ describe('tokens API', () => {
     for (const c of ['BIG-1', 'UNK-1', 'CHK-1', 'CHK-2', 'CONS-1', 'ITEM-1', 'MAP-1', 'AUTH-1', 'JOINT-1']) expect(await gw.ledger.get(c), c).toBeNull();
     const r = await gw.call('GET', '/v1/cases', { token: gw.platformToken });
     expect(r.body.items).toEqual([]);
+  });
+});
+
+describe('what the HTTP layer refuses before any route, in the same error format, then closes', () => {
+  /** Writes `bytes` on a raw connection (and nothing more); resolves with all it read and when it closed. */
+  function raw(bytes: string): Promise<{ text: string; ms: number }> {
+    const { port } = new URL(gw.url);
+    return new Promise((resolve, reject) => {
+      const t0 = Date.now();
+      let text = '';
+      const s = connect(Number(port), '127.0.0.1', () => s.write(bytes));
+      s.on('data', (d) => (text += d.toString()));
+      s.on('error', reject);
+      s.on('close', () => resolve({ text, ms: Date.now() - t0 }));
+      setTimeout(() => (s.destroy(), reject(new Error(`still open after 15 s; read ${JSON.stringify(text)}`))), 15_000).unref();
+    });
+  }
+  const bodyOf = (text: string) => JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { error: { code: string } };
+
+  it('a body that trickles in slower than server.requestTimeoutMs: 408 REQUEST_TIMEOUT, cut off, nothing recorded', async () => {
+    const body = JSON.stringify(invCase('SLOW-1'));
+    const { text, ms } = await raw(`POST /v1/cases HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${gw.platformToken}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 20)}`);
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
+    expect(bodyOf(text).error.code).toBe('REQUEST_TIMEOUT');
+    expect(ms).toBeLessThan(2000 + 2500); // the limit, and Node's check interval
+    expect(await gw.ledger.get('SLOW-1')).toBeNull();
+  });
+
+  it('headers too large: 431 HEADERS_TOO_LARGE; bytes that are not HTTP: 400 MALFORMED_HTTP', async () => {
+    const big = await raw(`GET /health/live HTTP/1.1\r\nHost: gw\r\nX-Filler: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(big.text).toMatch(/^HTTP\/1\.1 431 /);
+    expect(bodyOf(big.text).error.code).toBe('HEADERS_TOO_LARGE');
+    const junk = await raw('\x16\x03\x01 this is not HTTP\r\n\r\n');
+    expect(junk.text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(bodyOf(junk.text).error.code).toBe('MALFORMED_HTTP');
   });
 });
 
