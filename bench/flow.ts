@@ -108,10 +108,21 @@ interface Stack {
   close(): Promise<void>;
 }
 
-async function startStack(roles: Array<'api' | 'worker'>): Promise<Stack> {
+async function startStack(roles: Array<'api' | 'worker'>, o: { replica?: boolean; env?: Record<string, string> } = {}): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'gw-bench-flow-'));
   // Production settings (AOF, appendfsync always): intake is only as fast as a durable write.
   const redis = await startEmbeddedRedis({ dir: join(dir, 'redis') });
+  // A replica of it, when asked for (the redis.waitReplicas figures).
+  let replica: EmbeddedRedis | null = null;
+  if (o.replica) {
+    replica = await startEmbeddedRedis({ dir: join(dir, 'replica'), extraArgs: ['--replicaof', '127.0.0.1', String(redis.port)] });
+    const c = new Redis(replica.url);
+    for (let i = 0; !/master_link_status:up/.test(await c.info('replication')); i++) {
+      if (i > 200) throw new Error('the replica did not sync');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    c.disconnect();
+  }
   const sims = await startSims();
   // The platform takes every event at once: its speed is not under test.
   const platform = createServer((req, res) => {
@@ -122,7 +133,7 @@ async function startStack(roles: Array<'api' | 'worker'>): Promise<Stack> {
   const eventsUrl = `http://127.0.0.1:${(platform.address() as { port: number }).port}/events`;
   const port = await freePort();
   const procs = roles.map((role) =>
-    spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), 'dist/gateway/main.js', '--role', role], { env: gatewayEnv(redis.url, sims, role === 'api' ? port : 0, eventsUrl), stdio: ['ignore', 'inherit', 'inherit'] }),
+    spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), 'dist/gateway/main.js', '--role', role], { env: { ...gatewayEnv(redis.url, sims, role === 'api' ? port : 0, eventsUrl), ...o.env }, stdio: ['ignore', 'inherit', 'inherit'] }),
   );
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
@@ -149,6 +160,7 @@ async function startStack(roles: Array<'api' | 'worker'>): Promise<Stack> {
       platform.closeAllConnections();
       await new Promise((r) => platform.close(r));
       await sims.close();
+      await replica?.stop();
       await redis.stop();
       rmSync(dir, { recursive: true, force: true });
     },
@@ -337,6 +349,8 @@ export interface FlowBench {
     /** CPU microseconds per case (API process, Redis) and per bare job (its process, Redis). */
     cpu: { apiMicrosPerCase: number; bareMicrosPerJob: number; redisMicrosPerCase: number; redisMicrosPerBareJob: number };
   };
+  /** Intake against a primary with one replica, acknowledging after WAIT (waitReplicas 1) and without. */
+  replicated: { waiting: Awaited<ReturnType<typeof intakeRate>>; notWaiting: Awaited<ReturnType<typeof intakeRate>>; ratio: number };
   endToEnd: { gateway: Awaited<ReturnType<typeof endToEnd>>; noop: Awaited<ReturnType<typeof noopDrain>>; ratio: number };
   growth: Array<{ waiting: number; intakePerSecond: number; intakeP99: number; endToEndPerSecond: number; redisBytesPerWaitingCase: number }>;
 }
@@ -369,6 +383,22 @@ export async function benchFlow(o: { intakeSeconds: number; endToEndCases: numbe
     } finally {
       await s.close();
     }
+  }
+
+  // 1b. The price of redis.waitReplicas: intake on a primary with one replica, with and without
+  // waiting for it, each in its own API process, in the same run.
+  if (part('replicas')) {
+    const rates: Record<'0' | '1', Awaited<ReturnType<typeof intakeRate>>> = {} as never;
+    for (const wait of ['0', '1'] as const) {
+      const s = await startStack(['api'], { replica: true, env: { GATEWAY_REDIS_WAIT_REPLICAS: wait } });
+      try {
+        await intakeRate(s, `WARM-R${wait}`, 2);
+        rates[wait] = await intakeRate(s, `REPL-${wait}`, o.intakeSeconds);
+      } finally {
+        await s.close();
+      }
+    }
+    out.replicated = { waiting: rates['1'], notWaiting: rates['0'], ratio: rates['1'].perSecond / rates['0'].perSecond };
   }
 
   // 2. End to end, one API and one worker process; then a no-op worker on the same Redis.

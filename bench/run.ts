@@ -78,6 +78,12 @@ if (only.has('flow')) {
     { name: 'intake p50', value: i.gateway.p50, unit: 'ms', baseline: { name: 'bare Queue.add p50', value: i.bare.p50 } },
     { name: 'intake p99', value: i.gateway.p99, unit: 'ms', baseline: { name: 'bare Queue.add p99', value: i.bare.p99 }, goal: '< 25 ms', met: i.gateway.p99 < 25 },
   );
+  const r = f.replicated;
+  if (r)
+    figures.push(
+      { name: 'intake with redis.waitReplicas 1 (one replica)', value: r.waiting.perSecond, unit: 'cases/s', baseline: { name: 'the same with waitReplicas 0', value: r.notWaiting.perSecond }, ratio: r.ratio },
+      { name: 'intake p99 with redis.waitReplicas 1', value: r.waiting.p99, unit: 'ms', baseline: { name: 'p99 with waitReplicas 0', value: r.notWaiting.p99 } },
+    );
   if (f.endToEnd) figures.push(
     {
       name: `end to end, ${f.endToEnd.gateway.cases.toLocaleString('en')} cases (${f.endToEnd.gateway.routes.toLocaleString('en')} routes) over four departments`,
@@ -95,6 +101,7 @@ if (only.has('flow')) {
       { name: `Redis memory per waiting case (${g.waiting.toLocaleString('en')} waiting)`, value: g.redisBytesPerWaitingCase / 1024, unit: 'KiB' },
     );
   if (i) say(`intake: ${Math.round(i.gateway.perSecond)}/s (p50 ${i.gateway.p50} ms, p99 ${i.gateway.p99} ms) vs bare Queue.add ${Math.round(i.bare.perSecond)}/s (${i.ratio.toFixed(2)}×); HTTP floor ${Math.round(i.httpFloor.perSecond)}/s (${i.ofHttpFloor.toFixed(2)}×); CPU per case ${i.cpu.apiMicrosPerCase.toFixed(0)} µs vs ${i.cpu.bareMicrosPerJob.toFixed(0)} µs per bare job, Redis ${i.cpu.redisMicrosPerCase.toFixed(0)} vs ${i.cpu.redisMicrosPerBareJob.toFixed(0)} µs`);
+  if (f.replicated) say(`intake with waitReplicas 1: ${Math.round(f.replicated.waiting.perSecond)}/s (p99 ${f.replicated.waiting.p99} ms) vs ${Math.round(f.replicated.notWaiting.perSecond)}/s (p99 ${f.replicated.notWaiting.p99} ms) without (${f.replicated.ratio.toFixed(2)}×)`);
   if (f.endToEnd) say(`end to end: ${Math.round(f.endToEnd.gateway.perSecond)} cases/s vs no-op worker ${Math.round(f.endToEnd.noop.perSecond)} jobs/s (${f.endToEnd.ratio.toFixed(2)}×)`);
 }
 
