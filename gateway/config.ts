@@ -78,6 +78,8 @@ function departmentSchema(dept: DepartmentId): JsonSchema {
       appId: { type: 'string', minLength: 1, default: 'gateway' },
       appSecret: secret('HMAC key of request signing, both directions'),
       callbackToleranceSeconds: { type: 'integer', minimum: 1, default: 300 },
+      /** Behind a proxy that rewrites the path: the path the tax system calls (and signs), e.g. /gw/callbacks/tax. */
+      callbackPath: { type: 'string', pattern: '^(/[!-~]*)?$', default: '' },
     },
     ps: {
       senderCode: { type: 'string', default: 'GATEWAY' },
@@ -302,7 +304,7 @@ export interface GatewayConfig {
   departments: {
     inv: InvConfig;
     si: DepartmentConfigBase & { username: string; password?: string };
-    tax: DepartmentConfigBase & { appId: string; appSecret?: string; callbackToleranceSeconds: number };
+    tax: DepartmentConfigBase & { appId: string; appSecret?: string; callbackToleranceSeconds: number; callbackPath: string };
     ps: DepartmentConfigBase & { senderCode: string; caFile?: string; certFile?: string; keyFile?: string };
   };
 }

@@ -82,7 +82,7 @@ export function buildConnectors(cfg: GatewayConfig, log: Logger): Map<Department
     m.set(
       'tax',
       new TaxConnector(
-        { baseUrl: tax.baseUrl, appId: tax.appId, appSecret: tax.appSecret!, timeoutMs: tax.timeoutMs, maxAnswerBytes: tax.maxAnswerBytes, callbackToleranceSeconds: tax.callbackToleranceSeconds },
+        { baseUrl: tax.baseUrl, appId: tax.appId, appSecret: tax.appSecret!, timeoutMs: tax.timeoutMs, maxAnswerBytes: tax.maxAnswerBytes, callbackToleranceSeconds: tax.callbackToleranceSeconds, callbackPath: tax.callbackPath },
         log.child({ department: 'tax' }),
       ),
     );

@@ -20,6 +20,11 @@ export interface TaxConnectorConfig {
   timeoutMs: number;
   maxAnswerBytes: number;
   callbackToleranceSeconds: number;
+  /**
+   * The path (and query) the tax system posts its webhooks to, as it signs them, when a proxy in
+   * front of the gateway rewrites it; otherwise the path as received is what was signed.
+   */
+  callbackPath?: string;
 }
 
 export const TAX_STATUS: Readonly<Record<string, RouteStatus>> = {
@@ -201,7 +206,7 @@ export class TaxConnector implements Connector {
   }
 
   parseCallback(raw: Buffer, headers: Record<string, string | string[] | undefined>, now: number, target: CallbackTarget): CallbackResult {
-    const v = verifySigned(headers, target.method, target.pathAndQuery, raw, { appId: this.cfg.appId, secret: this.cfg.appSecret, nowMs: now, toleranceSeconds: this.cfg.callbackToleranceSeconds });
+    const v = verifySigned(headers, target.method, this.cfg.callbackPath || target.pathAndQuery, raw, { appId: this.cfg.appId, secret: this.cfg.appSecret, nowMs: now, toleranceSeconds: this.cfg.callbackToleranceSeconds });
     if (!v.ok) return { ok: false, status: 401, code: 'BAD_SIGNATURE', message: v.fault.message, reply: { code: v.fault.code, message: v.fault.message } };
     let body: unknown;
     try {

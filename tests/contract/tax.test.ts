@@ -167,6 +167,13 @@ describe('webhooks', () => {
     expect(c.parseCallback(body, headers({ 'x-app-id': 'someone' }), now, target)).toMatchObject({ ok: false, status: 401, reply: { code: '1003' } });
   });
 
+  it('behind a proxy that rewrites the path, the configured callbackPath is what the signature covers', () => {
+    const c = new TaxConnector({ baseUrl: BASE, appId: 'gw-app', appSecret: SECRET, timeoutMs: 2000, maxAnswerBytes: 1 << 20, callbackToleranceSeconds: 300, callbackPath: '/gw/callbacks/tax' }, pino({ level: 'silent' }));
+    // The tax system called (and signed) /gw/callbacks/tax; the proxy handed the gateway /callbacks/tax.
+    expect(c.parseCallback(body, headers({}, '/gw/callbacks/tax'), now, target)).toMatchObject({ ok: true });
+    expect(c.parseCallback(body, headers({}, '/callbacks/tax'), now, target)).toMatchObject({ ok: false, status: 401, reply: { code: '1001' } });
+  });
+
   it('a signed body that is not a status event is 400', () => {
     for (const raw of ['x', '{}', JSON.stringify({ applyNo: 'TX1', status: 'DONE', statusTime: '2026-11-24T10:00:00+08:00' }), JSON.stringify({ applyNo: 'TX1', status: 'APPROVED', statusTime: 'yesterday' })]) {
       const b = Buffer.from(raw);
