@@ -59,6 +59,8 @@ export interface AppDeps {
   clientRatePerSecond?: number;
   /** Extra readiness checks (e.g. this process's workers). */
   readiness?: () => Record<string, boolean>;
+  /** The body limit of department callbacks: the largest answer a department may give (maxAnswerBytes). */
+  callbackBodyLimitBytes?: number;
   /** How long a request may take to arrive, headers and body (408 after that). */
   requestTimeoutMs?: number;
   /** When set and enabled: no write is acknowledged before the replicas confirm it (redis.waitReplicas). */
@@ -98,6 +100,8 @@ export function buildApp(d: AppDeps): FastifyInstance {
   const checking = { connectionsCheckingInterval: Math.min(1000, requestTimeout), requestTimeout, headersTimeout: Math.min(60_000, requestTimeout) };
   const common = { bodyLimit: d.bodyLimitBytes, trustProxy: false, return503OnClosing: true, requestTimeout, clientErrorHandler };
   const app = (d.https ? Fastify({ ...common, https: { ...d.https, ...checking } }) : Fastify({ ...common, http: checking })) as unknown as FastifyInstance;
+  /** The body limit of the route asked for (department callbacks take larger bodies). */
+  const limitOf = (req: FastifyRequest) => req.routeOptions.bodyLimit ?? d.bodyLimitBytes;
   // Every route registered, so a test can walk them all and prove each is guarded.
   const routes: { method: string; url: string }[] = [];
   app.addHook('onRoute', (r) => {
@@ -121,7 +125,7 @@ export function buildApp(d: AppDeps): FastifyInstance {
     if (err instanceof GatewayError) return sendError(reply, err);
     switch (err.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return sendError(reply, new GatewayError('BODY_TOO_LARGE', `the body exceeds ${d.bodyLimitBytes} bytes`));
+        return sendError(reply, new GatewayError('BODY_TOO_LARGE', `the body exceeds ${limitOf(req)} bytes`));
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return sendError(reply, new GatewayError('UNSUPPORTED_MEDIA_TYPE', `unsupported Content-Type ${String(req.headers['content-type'] ?? '(none)')}`));
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -141,14 +145,14 @@ export function buildApp(d: AppDeps): FastifyInstance {
   // Beyond DRAIN_LIMIT_BYTES it is not worth reading: Fastify's close applies.
   app.addHook('onRequest', async (req, reply) => {
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (!(declared > d.bodyLimitBytes) || declared > DRAIN_LIMIT_BYTES) return;
+    if (!(declared > limitOf(req)) || declared > DRAIN_LIMIT_BYTES) return;
     await new Promise<void>((resolve) => {
       req.raw.on('data', () => undefined);
       req.raw.once('end', resolve);
       req.raw.once('error', resolve);
       req.raw.once('close', resolve);
     });
-    return sendError(reply, new GatewayError('BODY_TOO_LARGE', `the body exceeds ${d.bodyLimitBytes} bytes`));
+    return sendError(reply, new GatewayError('BODY_TOO_LARGE', `the body exceeds ${limitOf(req)} bytes`));
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, new GatewayError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
   // Security headers on every answer: nothing here is for a browser to sniff, frame or cache.
@@ -345,7 +349,8 @@ export function buildApp(d: AppDeps): FastifyInstance {
       req.rawBody = body;
       done(null, body);
     });
-    scope.post<{ Params: { dept: string } }>('/callbacks/:dept', async (req, reply) => {
+    // A callback may carry an e-licence with its file: as large as a department's answer may be.
+    scope.post<{ Params: { dept: string } }>('/callbacks/:dept', { bodyLimit: Math.max(d.bodyLimitBytes, d.callbackBodyLimitBytes ?? 0) }, async (req, reply) => {
       const dept = req.params.dept;
       const connector = isDepartment(dept) ? d.connectors.get(dept) : undefined;
       if (!connector?.parseCallback) throw new GatewayError('NOT_FOUND', `no callbacks are taken for ${dept}`);

@@ -206,6 +206,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       connectors,
       log,
       bodyLimitBytes: cfg.server.bodyLimitBytes,
+      callbackBodyLimitBytes: Math.max(0, ...[...connectors.keys()].map((dept) => dcfg(dept).maxAnswerBytes)),
       requestTimeoutMs: cfg.server.requestTimeoutMs,
       clientRatePerSecond: cfg.server.clientRatePerSecond,
       replicas: new ReplicaBarrier(redis, ns, { replicas: cfg.redis.waitReplicas, timeoutMs: cfg.redis.waitTimeoutMs }),

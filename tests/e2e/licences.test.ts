@@ -103,6 +103,18 @@ describe('approvals with licences', () => {
     expect(ev.body.licence).toMatchObject({ envelope: { licenceId: nextLicence.licenceId }, verification: { verdict: 'VALID' } });
   });
 
+  it('a licence whose file is larger than the API body limit comes in by webhook all the same: APPROVED', async () => {
+    // 2 MiB of file, 2.7 MiB of JSON: over server.bodyLimitBytes (1 MiB), within the department's maxAnswerBytes (4 MiB).
+    nextLicence = lab.licence('ec', 'ec-signer', { extraCerts: ['ec-int'], file: Buffer.alloc(2 * 1024 * 1024, 3) });
+    expect((await gw.call('POST', '/v1/cases', { token: gw.platformToken, body: invCase('LIC-BIG-1') })).status).toBe(202);
+    const ev = await waitFor(() => platform.forCase('LIC-BIG-1').find((e) => e.body.status === 'APPROVED'), 15_000, 'APPROVED event');
+    expect(ev.body.licence).toMatchObject({ verification: { verdict: 'VALID' } });
+    // Beyond the department's limit, a callback is refused as too large, in the API's error format.
+    const huge = await gw.call('POST', '/callbacks/inv', { raw: Buffer.alloc(5 * 1024 * 1024, 0x20), headers: { 'content-type': 'application/json' } });
+    expect(huge.status).toBe(413);
+    expect(huge.body.error.code).toBe('BODY_TOO_LARGE');
+  });
+
   it('a licence for somebody else, or revoked: ATTENTION with the reasons, an error line for ops', async () => {
     nextLicence = lab.licence('rsa', 'rsa-signer2', { extraCerts: ['rsa-int'], meta: { holder: { name: '李四', idType: 'ID_CARD', idNumber: '110101199003074477' } } as Partial<Envelope> });
     expect((await gw.call('POST', '/v1/cases', { token: gw.platformToken, body: invCase('LIC-BAD-1') })).status).toBe(202);
