@@ -59,7 +59,7 @@ export interface AppDeps {
   clientRatePerSecond?: number;
   /** Extra readiness checks (e.g. this process's workers). */
   readiness?: () => Record<string, boolean>;
-  /** The body limit of department callbacks: the largest answer a department may give (maxAnswerBytes). */
+  /** The body limit of department callbacks and licence verification: the largest answer a department may give (maxAnswerBytes). */
   callbackBodyLimitBytes?: number;
   /** How long a request may take to arrive, headers and body (408 after that). */
   requestTimeoutMs?: number;
@@ -100,6 +100,8 @@ export function buildApp(d: AppDeps): FastifyInstance {
   const checking = { connectionsCheckingInterval: Math.min(1000, requestTimeout), requestTimeout, headersTimeout: Math.min(60_000, requestTimeout) };
   const common = { bodyLimit: d.bodyLimitBytes, trustProxy: false, return503OnClosing: true, requestTimeout, clientErrorHandler };
   const app = (d.https ? Fastify({ ...common, https: { ...d.https, ...checking } }) : Fastify({ ...common, http: checking })) as unknown as FastifyInstance;
+  /** Bodies that may carry an e-licence with its file (callbacks, verification): a department answer's limit. */
+  const licenceBodyLimit = Math.max(d.bodyLimitBytes, d.callbackBodyLimitBytes ?? 0);
   /** The body limit of the route asked for (department callbacks take larger bodies). */
   const limitOf = (req: FastifyRequest) => req.routeOptions.bodyLimit ?? d.bodyLimitBytes;
   // Every route registered, so a test can walk them all and prove each is guarded.
@@ -280,7 +282,8 @@ export function buildApp(d: AppDeps): FastifyInstance {
   app.get('/metrics', { preHandler: guard((r) => r === 'ops') }, async (_req, reply) => reply.type(d.metrics.registry.contentType).send(await d.metrics.registry.metrics()));
 
   // ---- licences
-  app.post('/v1/licences/verify', { preHandler: platformOnly, config: { writesNothing: true } }, async (req) => {
+  // A licence presented at the window carries its file: taken as large as a department's would be.
+  app.post('/v1/licences/verify', { preHandler: platformOnly, config: { writesNothing: true }, bodyLimit: licenceBodyLimit }, async (req) => {
     if (!isEnvelope(req.body)) throw new GatewayError('VALIDATION_FAILED', 'not an e-licence envelope (e-licence.md)', [{ path: '', code: 'NOT_AN_ENVELOPE', message: 'holder, issuer, file and signature objects are required' }]);
     return d.licences.verify(req.body);
   });
@@ -350,7 +353,7 @@ export function buildApp(d: AppDeps): FastifyInstance {
       done(null, body);
     });
     // A callback may carry an e-licence with its file: as large as a department's answer may be.
-    scope.post<{ Params: { dept: string } }>('/callbacks/:dept', { bodyLimit: Math.max(d.bodyLimitBytes, d.callbackBodyLimitBytes ?? 0) }, async (req, reply) => {
+    scope.post<{ Params: { dept: string } }>('/callbacks/:dept', { bodyLimit: licenceBodyLimit }, async (req, reply) => {
       const dept = req.params.dept;
       const connector = isDepartment(dept) ? d.connectors.get(dept) : undefined;
       if (!connector?.parseCallback) throw new GatewayError('NOT_FOUND', `no callbacks are taken for ${dept}`);

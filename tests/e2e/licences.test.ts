@@ -77,6 +77,10 @@ describe('trust store through the admin API', () => {
     expect(tampered.body).toMatchObject({ verdict: 'INVALID', reasons: ['SIGNATURE_MISMATCH'] });
     const bad = await verifyOn(gw, { hello: 'world' });
     expect(bad.status).toBe(400);
+    // A licence presented at the window carries its file: 2 MiB of it is over the case body limit, and taken.
+    const big = await verifyOn(gw, lab.licence('ec', 'ec-signer', { extraCerts: ['ec-int'], file: Buffer.alloc(2 * 1024 * 1024, 5) }));
+    expect(big.status, JSON.stringify(big.body)).toBe(200);
+    expect(big.body.verdict).toBe('VALID');
   });
 
   it('a CRL from a known intermediate revokes; one from an unknown signer is refused', async () => {
