@@ -67,6 +67,9 @@ export interface AppDeps {
   replicas?: ReplicaBarrier;
 }
 
+/** The largest CRL an admin may post (PEM or Base64 DER in JSON). */
+const CRL_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
+
 /** Bodies declared over the limit but under this are drained before the 413 (see the onRequest hook). */
 const DRAIN_LIMIT_BYTES = 16 * 1024 * 1024;
 
@@ -312,7 +315,8 @@ export function buildApp(d: AppDeps): FastifyInstance {
     return reply.status(204).send();
   });
   app.get('/admin/v1/trust/crls', { preHandler: adminOnly }, async () => ({ items: d.trust.list().crls }));
-  app.post('/admin/v1/trust/crls', { preHandler: adminOnly }, async (req, reply) => {
+  // A provincial CA's CRL may list tens of thousands of certificates: megabytes, not the case limit.
+  app.post('/admin/v1/trust/crls', { preHandler: adminOnly, bodyLimit: Math.max(d.bodyLimitBytes, CRL_BODY_LIMIT_BYTES) }, async (req, reply) => {
     try {
       const c = await d.trust.addCrl((req.body ?? {}) as { pem?: unknown; der?: unknown }, `${req.principal!.name} (${req.principal!.role})`);
       await audit(d.redis, d.ns, req.principal!, 'trust.crl.add', c.id, null, c);
