@@ -51,6 +51,13 @@ export class Metrics {
     labelNames: ['queue'] as const,
     registers: [this.registry],
   });
+  readonly replicaWaits = new Histogram({
+    name: 'gateway_replica_wait_seconds',
+    help: 'Redis WAIT rounds for redis.waitReplicas, by outcome (confirmed, short: fewer replicas than required in time)',
+    labelNames: ['outcome'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
   readonly workerRecreations = new Counter({
     name: 'gateway_worker_recreations_total',
     help: 'Workers of this process found to have stopped consuming and recreated, by queue',

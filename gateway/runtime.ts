@@ -209,7 +209,9 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       callbackBodyLimitBytes: Math.max(0, ...[...connectors.keys()].map((dept) => dcfg(dept).maxAnswerBytes)),
       requestTimeoutMs: cfg.server.requestTimeoutMs,
       clientRatePerSecond: cfg.server.clientRatePerSecond,
-      replicas: new ReplicaBarrier(redis, ns, { replicas: cfg.redis.waitReplicas, timeoutMs: cfg.redis.waitTimeoutMs }),
+      replicas: new ReplicaBarrier(redis, ns, { replicas: cfg.redis.waitReplicas, timeoutMs: cfg.redis.waitTimeoutMs }, (seconds, confirmed) =>
+        metrics.replicaWaits.observe({ outcome: confirmed ? 'confirmed' : 'short' }, seconds),
+      ),
       https: cfg.server.tls.certFile
         ? {
             key: readFileSync(cfg.server.tls.keyFile!),

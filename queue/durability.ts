@@ -29,6 +29,8 @@ export class ReplicaBarrier {
     private readonly redis: RedisClient,
     private readonly ns: string,
     readonly settings: ReplicaSettings,
+    /** Told of every WAIT round: how long it took and whether enough replicas confirmed (metrics). */
+    private readonly onRound: (seconds: number, confirmed: boolean) => void = () => undefined,
   ) {}
 
   get enabled(): boolean {
@@ -72,6 +74,13 @@ export class ReplicaBarrier {
   }
 
   private async send(): Promise<number> {
+    const started = performance.now();
+    const acked = await this.sendWait();
+    this.onRound((performance.now() - started) / 1000, acked >= this.settings.replicas);
+    return acked;
+  }
+
+  private async sendWait(): Promise<number> {
     const { replicas, timeoutMs } = this.settings;
     if (this.redis instanceof Cluster) {
       // A keyed command first routes the pipeline, WAIT included, to the `{ns}` shard's connection.

@@ -13,7 +13,7 @@ import { startEmbeddedRedis, type EmbeddedRedis } from '../../gateway/embedded-r
 import { ReplicaBarrier } from '../../queue/durability.js';
 import { Ledger } from '../../queue/ledger.js';
 import { sampleCaseFor } from '../fixtures/cases.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/platform.js';
 import { startTestRedis } from '../helpers/redis.js';
 import { TaxSimulator } from '../simulators/tax/server.js';
@@ -81,6 +81,13 @@ it('a case is acknowledged once the replica holds it; with the replica behind, 5
   const repeat = await submit('REPL-2');
   expect(repeat.status, JSON.stringify(repeat.body)).toBe(200);
   expect(await replicaLedger.get('REPL-2')).not.toBeNull();
+
+  // Ops see the rounds, and the ones the replicas did not confirm in time.
+  const ops = (await gw.call('POST', '/admin/v1/tokens', { token: ADMIN_TOKEN, body: { name: 'ops', role: 'ops' } })).body.token as string;
+  const metrics = (await gw.call('GET', '/metrics', { token: ops })).body as string;
+  const count = (outcome: string) => Number(new RegExp(`gateway_replica_wait_seconds_count\\{outcome="${outcome}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+  expect(count('confirmed')).toBeGreaterThan(0);
+  expect(count('short')).toBeGreaterThan(0);
 });
 
 it('concurrent cases share the wait: all acknowledged, all on the replica', async () => {
