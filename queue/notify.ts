@@ -33,9 +33,10 @@ export function createEventSender(timeoutMs: number) {
     validateStatus: () => true,
     maxContentLength: 64 * 1024,
   });
-  return async (url: string, raw: string, secret: string): Promise<number> => {
+  return async (url: string, raw: string, secret: string, signal?: AbortSignal): Promise<number> => {
     const res = await client.post(url, raw, {
       headers: { 'Content-Type': 'application/json; charset=utf-8', 'X-Gateway-Signature': signatureHeader(raw, secret) },
+      ...(signal ? { signal } : {}),
     });
     return res.status;
   };
@@ -43,24 +44,40 @@ export function createEventSender(timeoutMs: number) {
 
 /** How long a job waits before trying again when another job is sending the case's events. */
 const LOCK_BUSY_RETRY_MS = 250;
+/**
+ * A sender's hold on a case: short, and renewed every third of it while the sender lives, so a
+ * worker that dies mid-send (SIGKILL) holds up the case's events for seconds, not for a whole
+ * send timeout.
+ */
+export const NOTIFY_LOCK_TTL_MS = 5000;
 
 export async function handleNotify(job: Job<NotifyJob>, token: string | undefined, deps: NotifyDeps, send: ReturnType<typeof createEventSender>): Promise<unknown> {
   const { caseNo } = job.data;
   const owner = randomUUID();
-  const ttl = deps.timeoutMs + 5000;
-  if (!(await deps.ledger.lockCase('notify', caseNo, owner, ttl))) {
+  if (!(await deps.ledger.lockCase('notify', caseNo, owner, NOTIFY_LOCK_TTL_MS))) {
     // Not a failure: wait for the other sender without spending an attempt.
     await job.moveToDelayed(Date.now() + LOCK_BUSY_RETRY_MS, token);
     throw new DelayedError();
   }
+  // Lost the lock (it lapsed while this process stalled, and another sender took it): the send in
+  // flight is broken off, and this job tries again later.
+  const lost = new AbortController();
+  const heartbeat = setInterval(() => {
+    deps.ledger.renewCaseLock('notify', caseNo, owner, NOTIFY_LOCK_TTL_MS).then(
+      (held) => held || lost.abort(),
+      () => undefined, // a Redis blip: the next beat tries again, and the lock lapses if none gets through
+    );
+  }, NOTIFY_LOCK_TTL_MS / 3);
+  heartbeat.unref();
   try {
-    return await sendInOrder(job, deps, send, owner, ttl);
+    return await sendInOrder(job, deps, send, owner, lost.signal);
   } finally {
+    clearInterval(heartbeat);
     await deps.ledger.unlockCase('notify', caseNo, owner);
   }
 }
 
-async function sendInOrder(job: Job<NotifyJob>, deps: NotifyDeps, send: ReturnType<typeof createEventSender>, owner: string, ttl: number): Promise<unknown> {
+async function sendInOrder(job: Job<NotifyJob>, deps: NotifyDeps, send: ReturnType<typeof createEventSender>, owner: string, lost: AbortSignal): Promise<unknown> {
   const { caseNo, seq } = job.data;
   const state = await deps.ledger.deliveryState(caseNo);
   if (!state || state.delivered >= seq) return { delivered: state?.delivered ?? 0 };
@@ -74,11 +91,12 @@ async function sendInOrder(job: Job<NotifyJob>, deps: NotifyDeps, send: ReturnTy
   let n = state.delivered;
   for (const raw of raws) {
     n += 1;
-    if (!(await deps.ledger.renewCaseLock('notify', caseNo, owner, ttl))) throw new Error('lost the case lock while sending events; will retry');
+    if (lost.aborted || !(await deps.ledger.renewCaseLock('notify', caseNo, owner, NOTIFY_LOCK_TTL_MS))) throw new Error('lost the case lock while sending events; will retry');
     let status: number;
     try {
-      status = await send(url, raw, deps.secret);
+      status = await send(url, raw, deps.secret, lost);
     } catch (e) {
+      if (lost.aborted) throw new Error('lost the case lock while sending events; will retry');
       deps.log.warn({ caseNo, seq: n, jobId: job.id, err: (e as Error).message }, 'platform callback unreachable; will retry');
       throw new Error(`platform callback unreachable: ${(e as Error).message}`);
     }

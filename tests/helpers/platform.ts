@@ -12,6 +12,12 @@ export class PlatformReceiver {
   events: ReceivedEvent[] = [];
   /** Answer with this status instead of 200 (to test retries). */
   failWith: number | null = null;
+  /** Take this long to answer (a slow platform); an event counts as received once answered. */
+  holdMs = 0;
+  /** Events being held now, by caseNo. */
+  held: string[] = [];
+  /** Events whose sender hung up before the answer. */
+  abandoned: string[] = [];
   private server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -21,9 +27,22 @@ export class PlatformReceiver {
         res.writeHead(this.failWith).end();
         return;
       }
-      const sig = verifySignatureHeader(req.headers['x-gateway-signature'], raw, this.secret, Date.now(), 300);
-      this.events.push({ body: JSON.parse(raw.toString()), raw: raw.toString(), signatureOk: sig.ok });
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      const answer = () => {
+        const sig = verifySignatureHeader(req.headers['x-gateway-signature'], raw, this.secret, Date.now(), 300);
+        this.events.push({ body: JSON.parse(raw.toString()), raw: raw.toString(), signatureOk: sig.ok });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      };
+      if (!this.holdMs) return answer();
+      const caseNo = String(JSON.parse(raw.toString()).caseNo);
+      this.held.push(caseNo);
+      const release = () => this.held.splice(this.held.indexOf(caseNo), 1);
+      const timer = setTimeout(() => (release(), answer()), this.holdMs);
+      res.once('close', () => {
+        if (res.writableEnded) return;
+        clearTimeout(timer);
+        release();
+        this.abandoned.push(caseNo);
+      });
     });
   });
   port = 0;
