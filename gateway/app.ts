@@ -150,7 +150,8 @@ export function buildApp(d: AppDeps): FastifyInstance {
   // Beyond DRAIN_LIMIT_BYTES it is not worth reading: Fastify's close applies.
   app.addHook('onRequest', async (req, reply) => {
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (!(declared > limitOf(req)) || declared > DRAIN_LIMIT_BYTES) return;
+    // The common case first: the route's options are built on every read, so read them only when needed.
+    if (!(declared > d.bodyLimitBytes) || !(declared > limitOf(req)) || declared > DRAIN_LIMIT_BYTES) return;
     await new Promise<void>((resolve) => {
       req.raw.on('data', () => undefined);
       req.raw.once('end', resolve);
