@@ -28,7 +28,8 @@ import { SiSimulator } from '../tests/simulators/si/server.js';
 import { TaxSimulator } from '../tests/simulators/tax/server.js';
 import { PsSimulator } from '../tests/simulators/ps/server.js';
 import { makeTestPki, type TestPki } from '../tests/helpers/pki.js';
-import { routeKey } from '../gateway/intake.js';
+import { canonicalJson, routeKey } from '../gateway/intake.js';
+import { createHash } from 'node:crypto';
 import type { DepartmentId } from '../model/case.js';
 
 const ADMIN = 'bench-admin-token-0123456789abcdef0123';
@@ -352,8 +353,38 @@ export interface FlowBench {
   /** Intake against a primary with one replica, acknowledging after WAIT (waitReplicas 1) and without. */
   replicated: { waiting: Awaited<ReturnType<typeof intakeRate>>; notWaiting: Awaited<ReturnType<typeof intakeRate>>; ratio: number };
   endToEnd: { gateway: Awaited<ReturnType<typeof endToEnd>>; noop: Awaited<ReturnType<typeof noopDrain>>; ratio: number };
-  growth: Array<{ waiting: number; intakePerSecond: number; intakeP99: number; endToEndPerSecond: number; redisBytesPerWaitingCase: number }>;
+  growth: Array<{
+    waiting: number;
+    intakePerSecond: number;
+    intakeP99: number;
+    endToEndPerSecond: number;
+    redisBytesPerWaitingCase: number;
+    /** CPU microseconds per inv case end to end, by process. */
+    endToEndCpuMicrosPerCase: { api: number; worker: number; redis: number };
+    aofRewritesDuring: number;
+    /** speedProbe() just before: the machine's own pace at that moment. */
+    machineSpeed: number;
+  }>;
 }
+
+/**
+ * How fast this machine is right now: a fixed piece of case-shaped CPU work (canonical JSON and a
+ * SHA-256 of a case), per second, in the bench process. Taken beside each growth step, it tells a
+ * machine that slowed down over the run from a cost that grew with the backlog.
+ */
+function speedProbe(ms = 1000): number {
+  const c = invCase('PROBE');
+  let n = 0;
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    for (let i = 0; i < 50; i++) createHash('sha256').update(canonicalJson(c)).digest('hex');
+    n += 50;
+  }
+  return n / (ms / 1000);
+}
+
+/** Inv cases sent end to end at each backlog. */
+const E2E_GROWTH_CASES = 2000;
 
 export async function benchFlow(o: { intakeSeconds: number; endToEndCases: number; backlogs: number[]; parts?: Set<string> }): Promise<Partial<FlowBench>> {
   const part = (p: string) => !o.parts || o.parts.has(p);
@@ -423,6 +454,8 @@ export async function benchFlow(o: { intakeSeconds: number; endToEndCases: numbe
     if (!r.ok) throw new Error(`pause answered ${r.status}`);
     const probe = new Redis(s.redis.url);
     const used = async () => Number(/used_memory:(\d+)/.exec(await probe.info('memory'))![1]);
+    // Redis rewrites its AOF as it grows (a fork and a full write): counted, since it takes CPU from everyone.
+    const aofRewrites = async () => Number(/aof_rewrites:(\d+)/.exec(await probe.info('persistence'))?.[1] ?? 0);
     let waiting = 0;
     let grownBytes = 0;
     const taxCase = (i: number) => sampleCaseFor('640100-TAX-0301', `BACKLOG-${i}`);
@@ -445,9 +478,22 @@ export async function benchFlow(o: { intakeSeconds: number; endToEndCases: numbe
         }
         return n / ((performance.now() - started) / 1000);
       };
-      const e2eNow = await invOnly(2000);
-      growth.push({ waiting: target, intakePerSecond: intakeNow.perSecond, intakeP99: intakeNow.p99, endToEndPerSecond: e2eNow, redisBytesPerWaitingCase: grownBytes / waiting });
-      process.stdout.write(`  backlog ${target.toLocaleString('en')}: intake ${Math.round(intakeNow.perSecond)}/s (p99 ${intakeNow.p99} ms), inv end to end ${Math.round(e2eNow)}/s, ${Math.round(grownBytes / waiting)} B of Redis per waiting case\n`);
+      // CPU per case of each process as well as the rate: the rate on two shared cores moves with
+      // whatever else runs; the CPU a case costs is what would grow if the backlog cost anything.
+      const machineSpeed = speedProbe();
+      const rewritesBefore = await aofRewrites();
+      const e2e = await cpuOf({ api: s.procs[0]!.pid, worker: s.procs[1]!.pid, redis: s.redis.child.pid }, () => invOnly(E2E_GROWTH_CASES));
+      const e2eNow = e2e.result;
+      const cpuMicrosPerCase = {
+        api: (e2e.cpuSeconds.api! / E2E_GROWTH_CASES) * 1e6,
+        worker: (e2e.cpuSeconds.worker! / E2E_GROWTH_CASES) * 1e6,
+        redis: (e2e.cpuSeconds.redis! / E2E_GROWTH_CASES) * 1e6,
+      };
+      const aofRewritesDuring = (await aofRewrites()) - rewritesBefore;
+      growth.push({ waiting: target, intakePerSecond: intakeNow.perSecond, intakeP99: intakeNow.p99, endToEndPerSecond: e2eNow, redisBytesPerWaitingCase: grownBytes / waiting, endToEndCpuMicrosPerCase: cpuMicrosPerCase, aofRewritesDuring, machineSpeed });
+      process.stdout.write(
+        `  backlog ${target.toLocaleString('en')}: intake ${Math.round(intakeNow.perSecond)}/s (p99 ${intakeNow.p99} ms), inv end to end ${Math.round(e2eNow)}/s (CPU per case: worker ${cpuMicrosPerCase.worker.toFixed(0)} µs, api ${cpuMicrosPerCase.api.toFixed(0)} µs, Redis ${cpuMicrosPerCase.redis.toFixed(0)} µs; AOF rewrites ${aofRewritesDuring}; machine speed probe ${Math.round(machineSpeed)}/s), ${Math.round(grownBytes / waiting)} B of Redis per waiting case\n`,
+      );
     }
     probe.disconnect();
   } finally {

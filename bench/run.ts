@@ -98,6 +98,13 @@ if (only.has('flow')) {
     figures.push(
       { name: `intake with ${g.waiting.toLocaleString('en')} cases waiting`, value: g.intakePerSecond, unit: 'cases/s', ...(first ? { baseline: { name: `with ${first.waiting.toLocaleString('en')} waiting`, value: first.intakePerSecond }, ratio: g.intakePerSecond / first.intakePerSecond } : {}), note: `p99 ${g.intakeP99} ms` },
       { name: `inv end to end with ${g.waiting.toLocaleString('en')} cases waiting`, value: g.endToEndPerSecond, unit: 'cases/s', ...(first ? { baseline: { name: `with ${first.waiting.toLocaleString('en')} waiting`, value: first.endToEndPerSecond }, ratio: g.endToEndPerSecond / first.endToEndPerSecond } : {}) },
+      {
+        name: `worker CPU per inv case end to end with ${g.waiting.toLocaleString('en')} waiting`,
+        value: g.endToEndCpuMicrosPerCase.worker,
+        unit: 'µs',
+        ...(first ? { baseline: { name: `with ${first.waiting.toLocaleString('en')} waiting`, value: first.endToEndCpuMicrosPerCase.worker }, ratio: g.endToEndCpuMicrosPerCase.worker / first.endToEndCpuMicrosPerCase.worker } : {}),
+        note: `API ${g.endToEndCpuMicrosPerCase.api.toFixed(0)} µs, Redis ${g.endToEndCpuMicrosPerCase.redis.toFixed(0)} µs per case; AOF rewrites during the run: ${g.aofRewritesDuring}; machine speed probe ${Math.round(g.machineSpeed).toLocaleString('en')}/s${first ? ` (${(g.machineSpeed / first.machineSpeed).toFixed(2)}× the first step's)` : ''}`,
+      },
       { name: `Redis memory per waiting case (${g.waiting.toLocaleString('en')} waiting)`, value: g.redisBytesPerWaitingCase / 1024, unit: 'KiB' },
     );
   if (i) say(`intake: ${Math.round(i.gateway.perSecond)}/s (p50 ${i.gateway.p50} ms, p99 ${i.gateway.p99} ms) vs bare Queue.add ${Math.round(i.bare.perSecond)}/s (${i.ratio.toFixed(2)}×); HTTP floor ${Math.round(i.httpFloor.perSecond)}/s (${i.ofHttpFloor.toFixed(2)}×); CPU per case ${i.cpu.apiMicrosPerCase.toFixed(0)} µs vs ${i.cpu.bareMicrosPerJob.toFixed(0)} µs per bare job, Redis ${i.cpu.redisMicrosPerCase.toFixed(0)} vs ${i.cpu.redisMicrosPerBareJob.toFixed(0)} µs`);
