@@ -161,7 +161,6 @@ export function buildApp(d: AppDeps): FastifyInstance {
     return sendError(reply, new GatewayError('BODY_TOO_LARGE', `the body exceeds ${limitOf(req)} bytes`));
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, new GatewayError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
-  // Security headers on every answer: nothing here is for a browser to sniff, frame or cache.
   // A change is acknowledged only once the replicas hold it, when the installation asks for that:
   // every 2xx answer to a POST, PUT or DELETE waits for them (the callbacks wait in their handler).
   const replicas = d.replicas?.enabled ? d.replicas : null;
@@ -179,6 +178,7 @@ export function buildApp(d: AppDeps): FastifyInstance {
         return JSON.stringify(err.toBody());
       }
     });
+  // Security headers on every answer: nothing here is for a browser to sniff, frame or cache.
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('X-Content-Type-Options', 'nosniff');
     reply.header('X-Frame-Options', 'DENY');

@@ -34,7 +34,7 @@ export interface Gateway {
   /** Base URL of the API, when this process serves it. */
   url: string | null;
   app: FastifyInstance | null;
-  /** Where this process keeps its state (no password): a redis:// URL or `cluster host:port,…`. */
+  /** Where this process keeps its state (no password): a redis:// URL, `cluster host:port,…` or `sentinel name@host:port,…`. */
   redisTarget: string;
   redis: RedisClient;
   ledger: Ledger;
