@@ -136,6 +136,11 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
   });
   const licences = new Licences(trust, (verdict, source) => metrics.licenceVerifications.inc({ verdict, source }));
 
+  // One barrier per process, on the command connection every ledger write goes through.
+  const replicas = new ReplicaBarrier(redis, ns, { replicas: cfg.redis.waitReplicas, timeoutMs: cfg.redis.waitTimeoutMs }, (seconds, confirmed) =>
+    metrics.replicaWaits.observe({ outcome: confirmed ? 'confirmed' : 'short' }, seconds),
+  );
+
   const dcfg = (d: DepartmentId) => cfg.departments[d];
   const queues = new Queues(redis, ns, (d) => dcfg(d).retry, cfg.platform.eventRetry);
   const connectors = buildConnectors(cfg, log);
@@ -175,6 +180,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
         secret: cfg.platform.eventSecret,
         defaultCallbackUrl: cfg.platform.defaultCallbackUrl,
         timeoutMs: cfg.platform.eventTimeoutMs,
+        replicas: replicas.enabled ? replicas : undefined,
         concurrency: cfg.platform.eventConcurrency,
         maxDelayMs: cfg.platform.eventRetry.maxDelayMs,
       },
@@ -209,9 +215,7 @@ export async function startGateway(cfg: GatewayConfig, log: Logger, env: NodeJS.
       callbackBodyLimitBytes: Math.max(0, ...[...connectors.keys()].map((dept) => dcfg(dept).maxAnswerBytes)),
       requestTimeoutMs: cfg.server.requestTimeoutMs,
       clientRatePerSecond: cfg.server.clientRatePerSecond,
-      replicas: new ReplicaBarrier(redis, ns, { replicas: cfg.redis.waitReplicas, timeoutMs: cfg.redis.waitTimeoutMs }, (seconds, confirmed) =>
-        metrics.replicaWaits.observe({ outcome: confirmed ? 'confirmed' : 'short' }, seconds),
-      ),
+      replicas,
       https: cfg.server.tls.certFile
         ? {
             key: readFileSync(cfg.server.tls.keyFile!),

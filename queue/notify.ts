@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { DelayedError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { signatureHeader } from '../model/signature.js';
+import type { ReplicaBarrier } from './durability.js';
 import type { Ledger } from './ledger.js';
 import type { NotifyJob } from './queues.js';
 
@@ -20,6 +21,12 @@ export interface NotifyDeps {
   secret: string;
   defaultCallbackUrl: string;
   timeoutMs: number;
+  /**
+   * redis.waitReplicas: an event goes out only once the replicas hold it. Otherwise a failover
+   * could take back an event the platform has seen, and the next change would reuse its seq, which
+   * the platform ignores as already passed: it would never hear of that change.
+   */
+  replicas?: ReplicaBarrier;
 }
 
 export function createEventSender(timeoutMs: number) {
@@ -92,6 +99,9 @@ async function sendInOrder(job: Job<NotifyJob>, deps: NotifyDeps, send: ReturnTy
   for (const raw of raws) {
     n += 1;
     if (lost.aborted || !(await deps.ledger.renewCaseLock('notify', caseNo, owner, NOTIFY_LOCK_TTL_MS))) throw new Error('lost the case lock while sending events; will retry');
+    // The renewal is a write on this connection made after the event's: once the replicas hold
+    // it, they hold the event (one replication stream, in order).
+    await deps.replicas?.wait();
     let status: number;
     try {
       status = await send(url, raw, deps.secret, lost);

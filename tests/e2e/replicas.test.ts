@@ -13,8 +13,8 @@ import { startEmbeddedRedis, type EmbeddedRedis } from '../../gateway/embedded-r
 import { ReplicaBarrier } from '../../queue/durability.js';
 import { Ledger } from '../../queue/ledger.js';
 import { sampleCaseFor } from '../fixtures/cases.js';
-import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { waitFor } from '../helpers/platform.js';
+import { ADMIN_TOKEN, EVENT_SECRET, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { PlatformReceiver, waitFor } from '../helpers/platform.js';
 import { startTestRedis } from '../helpers/redis.js';
 import { TaxSimulator } from '../simulators/tax/server.js';
 
@@ -25,6 +25,7 @@ let replicaDir: string;
 let onReplica: Redis;
 let replicaLedger: Ledger;
 let sim: TaxSimulator;
+let platform: PlatformReceiver;
 let gw: TestGateway;
 
 beforeAll(async () => {
@@ -36,10 +37,13 @@ beforeAll(async () => {
   replicaLedger = new Ledger(onReplica, 'gw');
   sim = new TaxSimulator({ appSecret: 'sim-tax-secret', reviewDelayMs: 600_000, decisionDelayMs: 600_000 });
   await sim.listen();
+  platform = new PlatformReceiver(EVENT_SECRET);
+  const callbackUrl = await platform.listen();
   gw = await startTestGateway({
     redisUrl: primary.url,
     overrides: {
       redis: { namespace: 'gw', waitReplicas: 1, waitTimeoutMs: 300 },
+      platform: { defaultCallbackUrl: callbackUrl, eventRetry: { attempts: 100, baseDelayMs: 100, maxDelayMs: 500 } },
       departments: { tax: { enabled: true, baseUrl: sim.url, retry: { attempts: 6, baseDelayMs: 100, maxDelayMs: 500 } } },
     },
   });
@@ -49,6 +53,7 @@ afterAll(async () => {
   if (replica?.child.pid) process.kill(replica.child.pid, 'SIGCONT');
   await gw?.close();
   await sim?.close();
+  await platform?.close();
   onReplica?.disconnect();
   await replica?.stop();
   rmSync(replicaDir, { recursive: true, force: true });
@@ -108,6 +113,21 @@ it('one WAIT serves every request waiting when it is sent: twenty at once cost t
   } finally {
     client.disconnect();
   }
+});
+
+it('an event goes to the platform only once the replicas hold it (a failover must not take back a seq the platform has seen)', async () => {
+  freeze();
+  try {
+    expect((await submit('REPL-EV-1')).status).toBe(503); // recorded on the primary, not yet confirmed
+    // The worker takes it to tax all the same and records the receipt: event #1, on the primary only.
+    await waitFor(async () => !!(await gw.ledger.get('REPL-EV-1'))?.routes[0]?.receiptNo, 15_000, 'REPL-EV-1 submitted to tax');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(platform.forCase('REPL-EV-1')).toHaveLength(0);
+  } finally {
+    thaw();
+  }
+  const ev = await waitFor(() => platform.forCase('REPL-EV-1')[0], 15_000, 'the event once the replica holds it');
+  expect(ev.body).toMatchObject({ seq: 1, status: 'SUBMITTED' });
 });
 
 it('a department callback answered 503 while the replica is behind is taken when sent again with the same nonce', async () => {
