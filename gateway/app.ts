@@ -31,6 +31,8 @@ declare module 'fastify' {
     rawBody?: Buffer;
     /** The request's writes were confirmed by the replicas already (the handler waited itself). */
     replicated?: boolean;
+    /** The Redis connection epoch when the request came in (ReplicaBarrier.epoch). */
+    redisEpoch?: number;
   }
   interface FastifyContextConfig {
     /** A POST that only computes (verification, preview): nothing for the replicas to confirm. */
@@ -164,11 +166,16 @@ export function buildApp(d: AppDeps): FastifyInstance {
   // A change is acknowledged only once the replicas hold it, when the installation asks for that:
   // every 2xx answer to a POST, PUT or DELETE waits for them (the callbacks wait in their handler).
   const replicas = d.replicas?.enabled ? d.replicas : null;
-  if (replicas)
+  if (replicas) {
+    // The connection the request's writes will go out on, before any of them.
+    app.addHook('onRequest', (req, _reply, done) => {
+      req.redisEpoch = replicas.epoch;
+      done();
+    });
     app.addHook('onSend', async (req, reply, payload) => {
       if (req.replicated || req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS' || reply.statusCode >= 300 || req.routeOptions.config?.writesNothing) return payload;
       try {
-        await replicas.wait();
+        await replicas.wait(req.redisEpoch);
         return payload;
       } catch (e) {
         const err = e instanceof GatewayError ? e : new GatewayError('SERVICE_UNAVAILABLE', 'the gateway store is unavailable; retry later');
@@ -178,6 +185,7 @@ export function buildApp(d: AppDeps): FastifyInstance {
         return JSON.stringify(err.toBody());
       }
     });
+  }
   // Security headers on every answer: nothing here is for a browser to sniff, frame or cache.
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('X-Content-Type-Options', 'nosniff');
@@ -386,7 +394,7 @@ export function buildApp(d: AppDeps): FastifyInstance {
         }
         // Confirmed by the replicas, when asked for, before the 2xx: within the try, so a department
         // told 503 may send the same request (nonce) again.
-        if (replicas) await replicas.wait();
+        if (replicas) await replicas.wait(req.redisEpoch);
         req.replicated = true;
       } catch (e) {
         // Not recorded: the department will send it again, perhaps with the same nonce.

@@ -24,6 +24,7 @@ export interface ReplicaSettings {
 export class ReplicaBarrier {
   private inFlight: Promise<number> | null = null;
   private next: Promise<number> | null = null;
+  private connectionEpoch = 0;
 
   constructor(
     private readonly redis: RedisClient,
@@ -31,22 +32,40 @@ export class ReplicaBarrier {
     readonly settings: ReplicaSettings,
     /** Told of every WAIT round: how long it took and whether enough replicas confirmed (metrics). */
     private readonly onRound: (seconds: number, confirmed: boolean) => void = () => undefined,
-  ) {}
+  ) {
+    // WAIT counts the writes of the connection it is sent on. A write made on a connection that has
+    // since been lost (the primary died, a failover) is not covered by a WAIT on the next one, which
+    // answers at once: every loss of the connection starts a new epoch, and a wait that spans two
+    // epochs confirms nothing.
+    const lost = () => void this.connectionEpoch++;
+    redis.on('close', lost);
+    if (redis instanceof Cluster) {
+      redis.on('-node', lost);
+      redis.on('node error', lost);
+    }
+  }
 
   get enabled(): boolean {
     return this.settings.replicas > 0;
   }
 
+  /** Taken before a request's writes, and given to wait(): the connection they went out on. */
+  get epoch(): number {
+    return this.connectionEpoch;
+  }
+
   /**
    * Resolves once every write this process finished before the call is on `replicas` replicas;
-   * throws SERVICE_UNAVAILABLE (detail NOT_REPLICATED) if they do not confirm in time. The writes
+   * throws SERVICE_UNAVAILABLE (detail NOT_REPLICATED) if they do not confirm in time, or if the
+   * connection was lost since `since` (an `epoch` taken before the writes). The writes
    * stay on the primary either way: a repeat of the request finds them (every write is idempotent).
    */
-  async wait(): Promise<void> {
+  async wait(since?: number): Promise<void> {
     if (!this.enabled) return;
-    const acked = await this.round();
-    if (acked < this.settings.replicas)
-      throw new GatewayError('SERVICE_UNAVAILABLE', `recorded, but ${acked} of the ${this.settings.replicas} required replicas confirmed it within ${this.settings.timeoutMs} ms; repeat the request`, [
+    const sameConnection = () => since === undefined || since === this.connectionEpoch;
+    const acked = sameConnection() ? await this.round() : 0;
+    if (acked < this.settings.replicas || !sameConnection())
+      throw new GatewayError('SERVICE_UNAVAILABLE', `recorded, but ${sameConnection() ? acked : 0} of the ${this.settings.replicas} required replicas confirmed it within ${this.settings.timeoutMs} ms; repeat the request`, [
         { path: '', code: 'NOT_REPLICATED', message: `${acked} of ${this.settings.replicas} replicas confirmed` },
       ]);
   }
@@ -75,7 +94,9 @@ export class ReplicaBarrier {
 
   private async send(): Promise<number> {
     const started = performance.now();
-    const acked = await this.sendWait();
+    const epoch = this.connectionEpoch;
+    // A WAIT that ioredis re-sent on a new connection after losing the first answers for nothing.
+    const acked = (await this.sendWait()) * (epoch === this.connectionEpoch ? 1 : 0);
     this.onRound((performance.now() - started) / 1000, acked >= this.settings.replicas);
     return acked;
   }

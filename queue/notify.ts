@@ -98,10 +98,11 @@ async function sendInOrder(job: Job<NotifyJob>, deps: NotifyDeps, send: ReturnTy
   let n = state.delivered;
   for (const raw of raws) {
     n += 1;
+    const epoch = deps.replicas?.epoch;
     if (lost.aborted || !(await deps.ledger.renewCaseLock('notify', caseNo, owner, NOTIFY_LOCK_TTL_MS))) throw new Error('lost the case lock while sending events; will retry');
     // The renewal is a write on this connection made after the event's: once the replicas hold
     // it, they hold the event (one replication stream, in order).
-    await deps.replicas?.wait();
+    await deps.replicas?.wait(epoch);
     let status: number;
     try {
       status = await send(url, raw, deps.secret, lost);

@@ -115,6 +115,26 @@ it('one WAIT serves every request waiting when it is sent: twenty at once cost t
   }
 });
 
+it('a write on a connection lost before the WAIT is not confirmed by a WAIT on the next one', async () => {
+  const client = new Redis(primary.url);
+  try {
+    const barrier = new ReplicaBarrier(client, 'gw', { replicas: 1, timeoutMs: 1000 });
+    const kept = barrier.epoch;
+    await client.set('{gw}:epoch-probe', '1');
+    await barrier.wait(kept); // same connection: confirmed
+    const before = barrier.epoch;
+    await client.set('{gw}:epoch-probe', '2');
+    // The connection drops after the write (a primary dying, a failover) and ioredis reconnects: a
+    // WAIT on the new connection would answer at once, for none of the earlier writes.
+    client.disconnect(true);
+    await new Promise((r) => client.once('ready', r));
+    await expect(barrier.wait(before)).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE', details: [{ code: 'NOT_REPLICATED' }] });
+    await barrier.wait(barrier.epoch); // what comes after is confirmed again
+  } finally {
+    client.disconnect();
+  }
+});
+
 it('an event goes to the platform only once the replicas hold it (a failover must not take back a seq the platform has seen)', async () => {
   freeze();
   try {
