@@ -64,9 +64,11 @@ export class ReplicaBarrier {
     if (!this.enabled) return;
     const sameConnection = () => since === undefined || since === this.connectionEpoch;
     const acked = sameConnection() ? await this.round() : 0;
-    if (acked < this.settings.replicas || !sameConnection())
-      throw new GatewayError('SERVICE_UNAVAILABLE', `recorded, but ${sameConnection() ? acked : 0} of the ${this.settings.replicas} required replicas confirmed it within ${this.settings.timeoutMs} ms; repeat the request`, [
-        { path: '', code: 'NOT_REPLICATED', message: `${acked} of ${this.settings.replicas} replicas confirmed` },
+    // Checked again after the round: the connection may have been lost while it waited.
+    const confirmed = sameConnection() ? acked : 0;
+    if (confirmed < this.settings.replicas)
+      throw new GatewayError('SERVICE_UNAVAILABLE', `recorded, but ${confirmed} of the ${this.settings.replicas} required replicas confirmed it within ${this.settings.timeoutMs} ms; repeat the request`, [
+        { path: '', code: 'NOT_REPLICATED', message: `${confirmed} of ${this.settings.replicas} replicas confirmed` },
       ]);
   }
 
