@@ -57,12 +57,19 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Sends a case until it is acknowledged, as the platform does on a 503. */
-async function submitUntilAcknowledged(caseNo: string): Promise<void> {
+/** Sends a case until it is acknowledged, as the platform does on a 503; says why if it never is. */
+async function submitUntilAcknowledged(caseNo: string, withinMs = 90_000): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  let last = '';
   for (;;) {
-    const res = await gw.call('POST', '/v1/cases', { token: gw.platformToken, body: sampleCaseFor(ITEM, caseNo) }).catch(() => null);
+    const res = await gw.call('POST', '/v1/cases', { token: gw.platformToken, body: sampleCaseFor(ITEM, caseNo) }).catch((e: Error) => (last = e.message, null));
     if (res && (res.status === 202 || res.status === 200)) return;
     expect(res === null || res.status === 503, JSON.stringify(res?.body)).toBe(true);
+    if (res) last = JSON.stringify(res.body);
+    if (Date.now() > deadline) {
+      const replication = await new Redis(second.url).info('replication').catch((e: Error) => e.message);
+      throw new Error(`${caseNo} not acknowledged within ${withinMs} ms; last answer ${last}; the sentinel says the primary is on ${await sentinel.primaryPort()}; its replication: ${replication}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -95,4 +102,4 @@ it('the primary dies mid-intake: the sentinel fails over, the gateway follows wi
     onNewPrimary.disconnect();
   }
   expect((await fetch(`${gw.url}/health/ready`)).status).toBe(200);
-}, 120_000);
+}, 300_000);
